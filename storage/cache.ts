@@ -1,0 +1,157 @@
+// Least-recently-used caches bounded by a total charge. The block cache (decoded SSTable blocks,
+// charged in bytes) is one instance; a table cache of open files (charged 1 each) is another.
+
+import assert from 'node:assert/strict';
+import type { Entry } from './entry.js';
+
+export interface LruCacheOptions<K, V> {
+  /** Called whenever an entry leaves the cache: evicted, replaced, deleted or cleared. */
+  onEvict?: (key: K, value: V) => void;
+}
+
+interface Slot<V> {
+  readonly value: V;
+  readonly charge: number;
+}
+
+/** A Map keeps insertion order, so re-inserting on every hit makes its first key the LRU one. */
+export class LruCache<K, V> {
+  private readonly slots = new Map<K, Slot<V>>();
+  private usageTotal = 0;
+  private readonly onEvict: ((key: K, value: V) => void) | undefined;
+
+  constructor(
+    readonly capacity: number,
+    options: LruCacheOptions<K, V> = {},
+  ) {
+    assert(capacity >= 0, 'cache capacity must not be negative');
+    this.onEvict = options.onEvict;
+  }
+
+  get size(): number {
+    return this.slots.size;
+  }
+
+  /** Sum of the charges of the entries held. */
+  get usage(): number {
+    return this.usageTotal;
+  }
+
+  get(key: K): V | undefined {
+    const slot = this.slots.get(key);
+    if (slot === undefined) return undefined;
+    this.slots.delete(key);
+    this.slots.set(key, slot);
+    return slot.value;
+  }
+
+  has(key: K): boolean {
+    return this.slots.has(key);
+  }
+
+  /** An entry charged more than the whole capacity is not kept (and is reported evicted). */
+  set(key: K, value: V, charge = 1): void {
+    assert(charge >= 0, 'cache charge must not be negative');
+    this.delete(key);
+    if (charge > this.capacity) {
+      this.onEvict?.(key, value);
+      return;
+    }
+    this.slots.set(key, { value, charge });
+    this.usageTotal += charge;
+    while (this.usageTotal > this.capacity) this.evictOldest();
+  }
+
+  delete(key: K): boolean {
+    const slot = this.slots.get(key);
+    if (slot === undefined) return false;
+    this.remove(key, slot);
+    return true;
+  }
+
+  clear(): void {
+    for (const [key, slot] of this.slots) this.remove(key, slot);
+  }
+
+  /** Keys from least to most recently used. */
+  keys(): IterableIterator<K> {
+    return this.slots.keys();
+  }
+
+  private evictOldest(): void {
+    const oldest = this.slots.entries().next();
+    assert(!oldest.done, 'usage is positive only while entries remain');
+    this.remove(oldest.value[0], oldest.value[1]);
+  }
+
+  private remove(key: K, slot: Slot<V>): void {
+    this.slots.delete(key);
+    this.usageTotal -= slot.charge;
+    this.onEvict?.(key, slot.value);
+  }
+}
+
+export interface BlockCacheStats {
+  hits: number;
+  misses: number;
+  usageBytes: number;
+  capacityBytes: number;
+}
+
+interface CachedBlock {
+  readonly fileNumber: number;
+  readonly block: Entry[];
+}
+
+/** Decoded SSTable blocks keyed by (file number, block offset), bounded in bytes. */
+export class BlockCache {
+  private readonly lru: LruCache<string, CachedBlock>;
+  /** The cache keys of each file's blocks, so a deleted file's blocks leave at once. */
+  private readonly keysByFile = new Map<number, Set<string>>();
+  private hits = 0;
+  private misses = 0;
+
+  constructor(capacityBytes: number) {
+    this.lru = new LruCache(capacityBytes, { onEvict: (key, cached) => this.forget(key, cached.fileNumber) });
+  }
+
+  get stats(): BlockCacheStats {
+    return { hits: this.hits, misses: this.misses, usageBytes: this.lru.usage, capacityBytes: this.lru.capacity };
+  }
+
+  get(fileNumber: number, offset: number): Entry[] | undefined {
+    const cached = this.lru.get(cacheKey(fileNumber, offset));
+    if (cached === undefined) this.misses++;
+    else this.hits++;
+    return cached?.block;
+  }
+
+  set(fileNumber: number, offset: number, block: Entry[], chargeBytes: number): void {
+    const key = cacheKey(fileNumber, offset);
+    this.lru.set(key, { fileNumber, block }, chargeBytes);
+    // A block that outweighs the whole capacity is not kept, so there is nothing to index.
+    if (!this.lru.has(key)) return;
+    let keys = this.keysByFile.get(fileNumber);
+    if (keys === undefined) this.keysByFile.set(fileNumber, (keys = new Set()));
+    keys.add(key);
+  }
+
+  /** Drops every block of a file (called when the file is deleted). */
+  evictFile(fileNumber: number): void {
+    const keys = this.keysByFile.get(fileNumber);
+    if (keys === undefined) return;
+    for (const key of [...keys]) this.lru.delete(key);
+    this.keysByFile.delete(fileNumber);
+  }
+
+  private forget(key: string, fileNumber: number): void {
+    const keys = this.keysByFile.get(fileNumber);
+    if (keys === undefined) return;
+    keys.delete(key);
+    if (keys.size === 0) this.keysByFile.delete(fileNumber);
+  }
+}
+
+function cacheKey(fileNumber: number, offset: number): string {
+  return `${fileNumber}:${offset}`;
+}

@@ -1,0 +1,373 @@
+// The engine's public class: open and close, point reads, multi-gets, snapshots, range
+// iterators and stats, on top of the write path and background work of engine.ts.
+
+import * as path from 'node:path';
+import type { ColumnFamily, Version } from './column-family.js';
+import { EntryKind, type Entry } from './entry.js';
+import { EngineCore, type EngineOptions } from './engine.js';
+import { invalidArgument } from './errors.js';
+import { RealFileSystem } from './file-system.js';
+import type { InternalIterator } from './iterator.js';
+import { LEVELS } from './limits.js';
+import type { FileMeta, FlushFlag } from './manifest/version-edit.js';
+import { LevelIterator, MergingIterator } from './merging-iterator.js';
+
+export interface Snapshot {
+  /** Reads at this snapshot see every batch with LSNs up to here, and nothing later. */
+  readonly lsn: number;
+  release(): void;
+}
+
+export interface ReadOptions {
+  readonly snapshot?: Snapshot;
+}
+
+export interface IteratorOptions extends ReadOptions {
+  readonly gt?: Buffer;
+  readonly gte?: Buffer;
+  readonly lt?: Buffer;
+  readonly lte?: Buffer;
+  /** Only keys that start with these bytes. */
+  readonly prefix?: Buffer;
+  readonly reverse?: boolean;
+  /** At most this many entries. */
+  readonly limit?: number;
+}
+
+export interface KeyValue {
+  readonly key: Buffer;
+  readonly value: Buffer;
+}
+
+export interface FamilyStats {
+  readonly name: string;
+  readonly memtableBytes: number;
+  readonly immutableMemtables: number;
+  readonly levels: { files: number; bytes: number }[];
+  readonly flag: FlushFlag | undefined;
+}
+
+export interface EngineStats {
+  readonly lastLsn: number;
+  readonly families: FamilyStats[];
+  readonly bytesWritten: { user: number; wal: number; flush: number; compaction: number };
+  /** (WAL + flush + compaction bytes) / user bytes. */
+  readonly writeAmplification: number;
+  readonly flushes: number;
+  readonly compactions: number;
+  readonly trivialMoves: number;
+  readonly stallMs: number;
+  readonly slowdowns: number;
+  readonly blockCache: { hits: number; misses: number; hitRatio: number; usageBytes: number; capacityBytes: number };
+  readonly tableCache: { openFiles: number; opens: number };
+}
+
+class EngineSnapshot implements Snapshot {
+  constructor(
+    readonly lsn: number,
+    private readonly owner: Set<EngineSnapshot>,
+  ) {}
+  release(): void {
+    this.owner.delete(this);
+  }
+}
+
+export class Engine extends EngineCore {
+  private readonly snapshots = new Set<EngineSnapshot>();
+
+  static async open(options: EngineOptions): Promise<Engine> {
+    const fs = options.fileSystem ?? new RealFileSystem();
+    if (!(await fs.exists(options.directory))) {
+      await fs.mkdir(options.directory);
+      await fs.syncDirectory(path.dirname(path.resolve(options.directory)));
+    }
+    const { manifest, names } = await EngineCore.openManifest(fs, options);
+    const engine = new Engine(fs, options, manifest);
+    try {
+      await engine.recover(names);
+    } catch (error) {
+      await engine.closeFiles().catch(() => undefined);
+      throw error;
+    }
+    return engine;
+  }
+
+  /** The last flush flag made durable for each family (undefined where none yet). */
+  flags(): Map<string, FlushFlag | undefined> {
+    return new Map([...this.families].map(([name, family]) => [name, family.flag]));
+  }
+
+  get lastLsnAssigned(): number {
+    return this.lastLsn;
+  }
+
+  snapshot(): Snapshot {
+    const snapshot = new EngineSnapshot(this.visibleLsn, this.snapshots);
+    this.snapshots.add(snapshot);
+    return snapshot;
+  }
+
+  protected override smallestSnapshotLsn(): number {
+    let smallest = this.visibleLsn;
+    for (const snapshot of this.snapshots) smallest = Math.min(smallest, snapshot.lsn);
+    return smallest;
+  }
+
+  // ---- point reads ----
+
+  async get(family: string, key: Buffer, options: ReadOptions = {}): Promise<Buffer | undefined> {
+    this.checkOpen();
+    const entry = await this.getEntry(this.family(family), key, options.snapshot?.lsn ?? this.visibleLsn);
+    return entry?.kind === EntryKind.PUT ? entry.value : undefined;
+  }
+
+  /** Several keys, possibly in several families, all at one snapshot. */
+  async getMany(requests: readonly { family: string; key: Buffer }[], options: ReadOptions = {}): Promise<(Buffer | undefined)[]> {
+    this.checkOpen();
+    const lsn = options.snapshot?.lsn ?? this.visibleLsn;
+    const families = requests.map((request) => this.family(request.family));
+    const entries = await Promise.all(requests.map((request, i) => this.getEntry(families[i]!, request.key, lsn)));
+    return entries.map((entry) => (entry?.kind === EntryKind.PUT ? entry.value : undefined));
+  }
+
+  private async getEntry(family: ColumnFamily, key: Buffer, lsn: number): Promise<Entry | undefined> {
+    for (const memtable of family.memtablesNewestFirst()) {
+      const entry = memtable.get(key, lsn);
+      if (entry) return entry;
+    }
+    const version = this.acquireVersion(family);
+    try {
+      return await this.getFromTables(version, key, lsn);
+    } finally {
+      this.releaseVersion(version);
+    }
+  }
+
+  private async getFromTables(version: Version, key: Buffer, lsn: number): Promise<Entry | undefined> {
+    for (const file of version.levels[0]!) {
+      if (!covers(file, key) || file.lsnMin > lsn) continue;
+      const entry = await this.getFromTable(file, key, lsn);
+      if (entry) return entry;
+    }
+    for (let level = 1; level < LEVELS; level++) {
+      const file = findFile(version.levels[level]!, key);
+      if (!file || file.lsnMin > lsn) continue;
+      const entry = await this.getFromTable(file, key, lsn);
+      if (entry) return entry;
+    }
+    return undefined;
+  }
+
+  private async getFromTable(file: FileMeta, key: Buffer, lsn: number): Promise<Entry | undefined> {
+    const handle = await this.tables.acquire(file.number);
+    try {
+      return await handle.reader.get(key, lsn);
+    } finally {
+      handle.release();
+    }
+  }
+
+  // ---- iterators ----
+
+  /** Live entries of one family in key order (or reverse), within bounds, at a snapshot. */
+  iterator(family: string, options: IteratorOptions = {}): EngineIterator {
+    this.checkOpen();
+    if (options.limit !== undefined && (!Number.isSafeInteger(options.limit) || options.limit < 0)) throw invalidArgument(`bad limit ${options.limit}`);
+    const cf = this.family(family);
+    const reverse = options.reverse ?? false;
+    const version = this.acquireVersion(cf);
+    const children: InternalIterator[] = cf.memtablesNewestFirst().map((memtable) => memtable.iterator({ reverse }));
+    for (const file of version.levels[0]!) children.push(new LevelIterator([file], this.tables, reverse));
+    for (let level = 1; level < LEVELS; level++) {
+      if (version.levels[level]!.length > 0) children.push(new LevelIterator(version.levels[level]!, this.tables, reverse));
+    }
+    const lsn = options.snapshot?.lsn ?? this.visibleLsn;
+    return new EngineIterator(new MergingIterator(children, reverse), boundsOf(options), lsn, options.limit, () => this.releaseVersion(version));
+  }
+
+  // ---- stats and close ----
+
+  stats(): EngineStats {
+    const c = this.counters;
+    const cache = this.blockCache.stats;
+    const lookups = cache.hits + cache.misses;
+    return {
+      lastLsn: this.lastLsn,
+      families: [...this.families.values()].map(familyStats),
+      bytesWritten: { user: c.bytesUser, wal: c.bytesWal, flush: c.bytesFlush, compaction: c.bytesCompaction },
+      writeAmplification: c.bytesUser === 0 ? 0 : (c.bytesWal + c.bytesFlush + c.bytesCompaction) / c.bytesUser,
+      flushes: c.flushes,
+      compactions: c.compactions,
+      trivialMoves: c.trivialMoves,
+      stallMs: c.stallMs,
+      slowdowns: c.slowdowns,
+      blockCache: { hits: cache.hits, misses: cache.misses, hitRatio: lookups === 0 ? 0 : cache.hits / lookups, usageBytes: cache.usageBytes, capacityBytes: cache.capacityBytes },
+      tableCache: { openFiles: this.tables.openFiles, opens: this.tables.opens },
+    };
+  }
+
+  /**
+   * Waits for queued writes and background work, then closes every file. Memtables are not
+   * flushed: with the WAL off the caller's log holds what they had (flush first if needed).
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.quiesce();
+    this.closed = true;
+    await this.closeFiles();
+  }
+
+  private checkOpen(): void {
+    if (this.closed) this.checkWritable();
+  }
+}
+
+function familyStats(family: ColumnFamily): FamilyStats {
+  return {
+    name: family.name,
+    memtableBytes: family.memtableBytes,
+    immutableMemtables: family.imm.length,
+    levels: family.levels.map((files) => ({ files: files.length, bytes: files.reduce((sum, file) => sum + file.sizeBytes, 0) })),
+    flag: family.flag,
+  };
+}
+
+function covers(file: FileMeta, key: Buffer): boolean {
+  return Buffer.compare(key, file.smallestKey) >= 0 && Buffer.compare(key, file.largestKey) <= 0;
+}
+
+/** The table of a sorted, non-overlapping level whose range holds `key`. */
+function findFile(files: readonly FileMeta[], key: Buffer): FileMeta | undefined {
+  let low = 0;
+  let high = files.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (Buffer.compare(files[middle]!.largestKey, key) < 0) low = middle + 1;
+    else high = middle;
+  }
+  const file = files[low];
+  return file && Buffer.compare(key, file.smallestKey) >= 0 ? file : undefined;
+}
+
+interface Bounds {
+  readonly lower: Buffer | undefined;
+  readonly lowerExclusive: boolean;
+  readonly upper: Buffer | undefined;
+  readonly upperExclusive: boolean;
+}
+
+function boundsOf(options: IteratorOptions): Bounds {
+  let lower = options.gte ?? options.gt;
+  let lowerExclusive = options.gte === undefined && options.gt !== undefined;
+  let upper = options.lte ?? options.lt;
+  let upperExclusive = options.lte === undefined && options.lt !== undefined;
+  if (options.prefix) {
+    if (!lower || Buffer.compare(options.prefix, lower) > 0) [lower, lowerExclusive] = [options.prefix, false];
+    const end = prefixEnd(options.prefix);
+    if (end && (!upper || Buffer.compare(end, upper) <= 0)) [upper, upperExclusive] = [end, true];
+  }
+  return { lower, lowerExclusive, upper, upperExclusive };
+}
+
+/** The smallest key greater than every key with this prefix, or undefined if none (all 0xff). */
+export function prefixEnd(prefix: Buffer): Buffer | undefined {
+  for (let i = prefix.length - 1; i >= 0; i--) {
+    if (prefix[i]! !== 0xff) {
+      const end = Buffer.from(prefix.subarray(0, i + 1));
+      end[i]!++;
+      return end;
+    }
+  }
+  return undefined;
+}
+
+/** A user-level iterator: one live version per key, tombstones hidden, bounds applied. */
+export class EngineIterator implements AsyncIterableIterator<KeyValue> {
+  private started = false;
+  private done = false;
+  private count = 0;
+
+  constructor(
+    private readonly source: MergingIterator,
+    private readonly bounds: Bounds,
+    private readonly lsn: number,
+    private readonly limit: number | undefined,
+    private readonly onClose: () => void,
+  ) {}
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  async next(): Promise<IteratorResult<KeyValue>> {
+    if (this.done) return { done: true, value: undefined };
+    try {
+      const found = await this.advance();
+      if (found) return { done: false, value: found };
+    } catch (error) {
+      this.close();
+      throw error;
+    }
+    this.close();
+    return { done: true, value: undefined };
+  }
+
+  async return(): Promise<IteratorResult<KeyValue>> {
+    this.close();
+    return { done: true, value: undefined };
+  }
+
+  private get reverse(): boolean {
+    return this.source.reverse;
+  }
+
+  private async advance(): Promise<KeyValue | undefined> {
+    if (this.limit !== undefined && this.count >= this.limit) return undefined;
+    if (!this.started) {
+      this.started = true;
+      await this.source.seek(this.reverse ? this.bounds.upper : this.bounds.lower);
+    }
+    while (this.source.valid()) {
+      const key = this.source.entry().key;
+      if (this.pastEnd(key)) return undefined;
+      const newest = await this.newestVisible(key);
+      if (this.beforeStart(key) || !newest || newest.kind !== EntryKind.PUT) continue;
+      this.count++;
+      return { key: newest.key, value: newest.value };
+    }
+    return undefined;
+  }
+
+  /** Consumes every version of `key`; returns the newest one at or below the snapshot. */
+  private async newestVisible(key: Buffer): Promise<Entry | undefined> {
+    let newest: Entry | undefined;
+    while (this.source.valid() && this.source.entry().key.equals(key)) {
+      const entry = this.source.entry();
+      // Forward, versions come newest first; reverse, oldest first.
+      if (entry.lsn <= this.lsn && (this.reverse || !newest)) newest = entry;
+      await this.source.next();
+    }
+    return newest;
+  }
+
+  /** Past the bound the walk is heading to. */
+  private pastEnd(key: Buffer): boolean {
+    const { lower, lowerExclusive, upper, upperExclusive } = this.bounds;
+    if (this.reverse) return lower !== undefined && (Buffer.compare(key, lower) < 0 || (lowerExclusive && key.equals(lower)));
+    return upper !== undefined && (Buffer.compare(key, upper) > 0 || (upperExclusive && key.equals(upper)));
+  }
+
+  /** The exclusive bound the walk starts at (seek lands on it). */
+  private beforeStart(key: Buffer): boolean {
+    const { lower, lowerExclusive, upper, upperExclusive } = this.bounds;
+    if (this.reverse) return upperExclusive && upper !== undefined && key.equals(upper);
+    return lowerExclusive && lower !== undefined && key.equals(lower);
+  }
+
+  close(): void {
+    if (this.done) return;
+    this.done = true;
+    this.source.close();
+    this.onClose();
+  }
+}

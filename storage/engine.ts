@@ -1,0 +1,699 @@
+// The engine: column families over one LSN space, one manifest and one block cache. This file
+// holds the write path (queue, LSN assignment, optional WAL, memtable apply), the background
+// work (flush with its flag and barrier, leveled compaction) and recovery. The public class,
+// with the read path, is in db.ts.
+// storage/README.md maps the files on disk and the paths through this code.
+
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { BlockCache } from './cache.js';
+import { ColumnFamily, Version } from './column-family.js';
+import { pickCompaction, pickWholeLevel, PICKER_DEFAULTS, type CompactionPick, type PickerConfig } from './compaction/picker.js';
+import { compactionFilter, dedupeFilter, writeTables, type TableWriterOptions } from './compaction/table-writer.js';
+import { EngineWal, readWalFile, WAL_NAME_PATTERN } from './engine-wal.js';
+import type { EntryKind } from './entry.js';
+import { corruption, invalidArgument, StorageError, StorageErrorCode } from './errors.js';
+import type { FileSystem } from './file-system.js';
+import * as limits from './limits.js';
+import { Manifest, manifestName } from './manifest/manifest.js';
+import type { FileMeta, FlushFlag, VersionEdit } from './manifest/version-edit.js';
+import { LevelIterator, MergingIterator } from './merging-iterator.js';
+import { TableCache } from './table-cache.js';
+import { WriteBatch, type LoggedBatch } from './write-batch.js';
+
+export interface EngineOptions {
+  readonly directory: string;
+  /** Default: the real file system. Tests pass a SimFileSystem. */
+  readonly fileSystem?: FileSystem;
+  /** The engine's own WAL (`double` durability). Default off: the caller's log is the WAL. */
+  readonly wal?: boolean;
+  /**
+   * Called before a table holding items of tagged batches up to `tag` is installed; the flush
+   * waits for it. This is how the caller keeps the write-ahead invariant for its own log.
+   */
+  readonly flushBarrier?: (tag: number) => Promise<void>;
+  /** Called once when background work fails and the engine stops taking writes. */
+  readonly onBackgroundError?: (error: StorageError) => void;
+  readonly memtableSizeBytes?: number;
+  readonly blockSizeBytes?: number;
+  readonly tableSizeBytesTarget?: number;
+  readonly blockCacheSizeBytes?: number;
+  readonly tableCacheFiles?: number;
+  readonly level1SizeBytes?: number;
+  readonly l0CompactionTriggerFiles?: number;
+  readonly l0SlowdownTriggerFiles?: number;
+  readonly l0StopTriggerFiles?: number;
+  readonly walSegmentSizeBytes?: number;
+  readonly manifestSizeBytesMax?: number;
+  /** Default true. Tests turn it off to compact only when they ask. */
+  readonly autoCompaction?: boolean;
+}
+
+export interface WriteOptions {
+  /** Opaque to the engine; the document layer passes its TSN. Recorded in flush flags. */
+  readonly tag?: number;
+}
+
+export interface ApplyOptions extends WriteOptions {
+  /** Recovery: apply only the items this returns true for; each keeps LSN lsnFirst + index. */
+  readonly include?: (family: string, lsn: number) => boolean;
+}
+
+interface ResolvedItem {
+  readonly family: ColumnFamily;
+  readonly kind: EntryKind;
+  readonly key: Buffer;
+  readonly value: Buffer;
+}
+
+interface PendingWrite {
+  readonly items: ResolvedItem[];
+  readonly tag: number | undefined;
+  readonly include: ApplyOptions['include'];
+  lsnFirst: number;
+  readonly fixedLsn: boolean;
+  readonly resolve: (lsnFirst: number) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+interface TaggedBatch {
+  readonly tag: number;
+  readonly lsnFirst: number;
+  readonly lsnLast: number;
+}
+
+type Settings = Required<Omit<EngineOptions, 'fileSystem' | 'flushBarrier' | 'onBackgroundError'>>;
+
+const GROUP_WRITES_MAX = 1024;
+
+function settingsOf(options: EngineOptions): Settings {
+  return {
+    directory: options.directory,
+    wal: options.wal ?? false,
+    memtableSizeBytes: options.memtableSizeBytes ?? limits.MEMTABLE_SIZE_BYTES_DEFAULT,
+    blockSizeBytes: options.blockSizeBytes ?? limits.BLOCK_SIZE_BYTES_DEFAULT,
+    tableSizeBytesTarget: options.tableSizeBytesTarget ?? limits.TABLE_SIZE_BYTES_TARGET,
+    blockCacheSizeBytes: options.blockCacheSizeBytes ?? limits.BLOCK_CACHE_SIZE_BYTES_DEFAULT,
+    tableCacheFiles: options.tableCacheFiles ?? limits.TABLE_CACHE_FILES_DEFAULT,
+    level1SizeBytes: options.level1SizeBytes ?? limits.LEVEL1_SIZE_BYTES,
+    l0CompactionTriggerFiles: options.l0CompactionTriggerFiles ?? limits.L0_COMPACTION_TRIGGER_FILES,
+    l0SlowdownTriggerFiles: options.l0SlowdownTriggerFiles ?? limits.L0_SLOWDOWN_TRIGGER_FILES,
+    l0StopTriggerFiles: options.l0StopTriggerFiles ?? limits.L0_STOP_TRIGGER_FILES,
+    walSegmentSizeBytes: options.walSegmentSizeBytes ?? limits.WAL_SEGMENT_SIZE_BYTES,
+    manifestSizeBytesMax: options.manifestSizeBytesMax ?? limits.MANIFEST_SIZE_BYTES_MAX,
+    autoCompaction: options.autoCompaction ?? true,
+  };
+}
+
+/** Numbers of files in the directory named like ours, for the orphan floor. */
+function fileNumberOf(name: string): number | undefined {
+  const match = /^(?:MANIFEST-)?(\d+)(?:\.(?:sst|wal|dbtmp))?$/.exec(name);
+  return match ? Number(match[1]) : undefined;
+}
+
+export class EngineCore {
+  protected readonly families = new Map<string, ColumnFamily>();
+  protected readonly familiesById = new Map<number, ColumnFamily>();
+  readonly blockCache: BlockCache;
+  protected readonly tables: TableCache;
+  protected readonly settings: Settings;
+  protected readonly picker: PickerConfig;
+  private wal: EngineWal | undefined;
+  /** The last LSN assigned. */
+  protected lastLsn = 0;
+  /** The last LSN whose batch is wholly applied: what new reads see. */
+  protected visibleLsn = 0;
+  private lastTagged: TaggedBatch | undefined;
+  private readonly queue: PendingWrite[] = [];
+  private draining: Promise<void> | undefined;
+  protected failure: StorageError | undefined;
+  protected closed = false;
+  private flushing: ColumnFamily | undefined;
+  private compacting: ColumnFamily | undefined;
+  private waiters: (() => void)[] = [];
+  protected readonly liveVersions = new Set<Version>();
+  private readonly pendingDeletes = new Set<number>();
+  private readonly pendingOutputs = new Set<number>();
+  protected readonly counters = {
+    bytesUser: 0, bytesWal: 0, bytesFlush: 0, bytesCompaction: 0,
+    flushes: 0, compactions: 0, trivialMoves: 0, stallMs: 0, slowdowns: 0,
+  };
+
+  protected constructor(
+    protected readonly fs: FileSystem,
+    private readonly options: EngineOptions,
+    protected readonly manifest: Manifest,
+  ) {
+    this.settings = settingsOf(options);
+    this.picker = { l0TriggerFiles: this.settings.l0CompactionTriggerFiles, level1SizeBytes: this.settings.level1SizeBytes };
+    this.blockCache = new BlockCache(this.settings.blockCacheSizeBytes);
+    this.tables = new TableCache(fs, options.directory, this.blockCache, this.settings.tableCacheFiles);
+    assert(this.picker.l0TriggerFiles >= PICKER_DEFAULTS.l0TriggerFiles || this.picker.l0TriggerFiles >= 1);
+  }
+
+  protected get directory(): string {
+    return this.settings.directory;
+  }
+
+  // ---- open ----
+
+  protected static async openManifest(fs: FileSystem, options: EngineOptions): Promise<{ manifest: Manifest; names: string[] }> {
+    const names = await fs.list(options.directory);
+    let floor = 1;
+    for (const name of names) floor = Math.max(floor, (fileNumberOf(name) ?? 0) + 1);
+    const manifest = await Manifest.open(fs, options.directory, floor, options.manifestSizeBytesMax);
+    return { manifest, names };
+  }
+
+  protected async recover(names: string[]): Promise<void> {
+    for (const state of this.manifest.state.families.values()) this.addFamily(new ColumnFamily(state.id, state.name, state));
+    this.lastLsn = this.manifest.state.lastLsn;
+    for (const family of this.families.values()) this.lastLsn = Math.max(this.lastLsn, family.flag?.lsnLast ?? 0);
+    this.visibleLsn = this.lastLsn;
+    await this.replayWalFiles(names);
+    await this.deleteOrphans(names);
+    if (this.settings.wal) {
+      this.wal = new EngineWal(this.fs, this.directory, this.settings.walSegmentSizeBytes);
+      await this.wal.start(this.manifest.newFileNumber());
+    }
+    this.scheduleBackground();
+  }
+
+  /**
+   * Replays engine WAL files left by a run with the WAL on, then flushes what they held so
+   * the files can go: whatever the mode of this run, nothing a WAL made durable is dropped.
+   */
+  private async replayWalFiles(names: string[]): Promise<void> {
+    const numbers = names.map((n) => WAL_NAME_PATTERN.exec(n)).filter((m) => m !== null).map((m) => Number(m[1])).sort((a, b) => a - b);
+    let tornIn: number | undefined;
+    for (const number of numbers) {
+      const { batches, torn } = await readWalFile(this.fs, this.directory, number);
+      if (tornIn !== undefined && batches.length > 0) throw corruption(`engine WAL ${tornIn} is torn but a later WAL ${number} has records`);
+      if (torn) tornIn = number;
+      for (const batch of batches) this.replayBatch(batch);
+    }
+    if (numbers.length === 0) return;
+    for (const family of this.families.values()) if (!family.mem.empty) this.switchMemtable(family);
+    await this.waitForFlushes([...this.families.values()]);
+    for (const number of numbers) await this.fs.unlink(path.join(this.directory, `${String(number).padStart(6, '0')}.wal`));
+    await this.fs.syncDirectory(this.directory);
+  }
+
+  private replayBatch(batch: LoggedBatch): void {
+    batch.items.forEach((item, index) => {
+      const lsn = batch.lsnFirst + index;
+      const family = this.familiesById.get(item.familyId);
+      if (!family || lsn <= family.persistedLsn) return;
+      this.applyItem(family, item.kind, item.key, item.value, lsn, batch.tag, batch.lsnFirst);
+    });
+    const lsnLast = batch.lsnFirst + batch.items.length - 1;
+    if (batch.tag !== undefined) this.noteTagged({ tag: batch.tag, lsnFirst: batch.lsnFirst, lsnLast });
+    this.lastLsn = Math.max(this.lastLsn, lsnLast);
+    this.visibleLsn = this.lastLsn;
+  }
+
+  private async deleteOrphans(names: string[]): Promise<void> {
+    const live = this.manifest.state.liveTableNumbers();
+    const current = manifestName(this.manifest.manifestNumber);
+    let deleted = false;
+    for (const name of names) {
+      const number = fileNumberOf(name);
+      const orphanTable = name.endsWith('.sst') && number !== undefined && !live.has(number);
+      const stale = name.endsWith('.dbtmp') || (name.startsWith('MANIFEST-') && name !== current);
+      if (!orphanTable && !stale) continue;
+      await this.fs.unlink(path.join(this.directory, name));
+      deleted = true;
+    }
+    if (deleted) await this.fs.syncDirectory(this.directory);
+  }
+
+  // ---- families ----
+
+  protected addFamily(family: ColumnFamily): void {
+    this.families.set(family.name, family);
+    this.familiesById.set(family.id, family);
+    family.current.refs = 1;
+    this.liveVersions.add(family.current);
+  }
+
+  protected family(name: string): ColumnFamily {
+    const family = this.families.get(name);
+    if (!family) throw new StorageError(StorageErrorCode.FAMILY_NOT_FOUND, `no column family named ${JSON.stringify(name)}`);
+    return family;
+  }
+
+  listFamilies(): string[] {
+    return [...this.families.keys()].sort();
+  }
+
+  async createFamily(name: string): Promise<void> {
+    this.checkWritable();
+    const bytes = Buffer.byteLength(name, 'utf8');
+    if (bytes === 0 || bytes > limits.FAMILY_NAME_BYTES_MAX) throw invalidArgument(`column family name must be 1..${limits.FAMILY_NAME_BYTES_MAX} bytes`);
+    if (this.families.has(name)) throw new StorageError(StorageErrorCode.FAMILY_EXISTS, `column family ${JSON.stringify(name)} exists`);
+    if (this.families.size >= limits.FAMILIES_MAX) throw invalidArgument(`at most ${limits.FAMILIES_MAX} column families`);
+    const id = this.manifest.state.nextFamilyId;
+    await this.logEdit({ addedFamilies: [{ id, name }], nextFamilyId: id + 1 });
+    this.addFamily(new ColumnFamily(id, name, this.manifest.state.family(id)));
+  }
+
+  async dropFamily(name: string): Promise<void> {
+    this.checkWritable();
+    const family = this.family(name);
+    family.dropped = true;
+    this.families.delete(name);
+    while (this.flushing === family || this.compacting === family) await this.progress();
+    await this.logEdit({ droppedFamilies: [family.id] });
+    this.familiesById.delete(family.id);
+    for (const files of family.current.levels) for (const file of files) this.pendingDeletes.add(file.number);
+    this.releaseVersion(family.current);
+    await this.deleteObsoleteFiles();
+  }
+
+  // ---- writes ----
+
+  /** Applies `batch` atomically at the next LSNs; resolves with the first one. */
+  write(batch: WriteBatch, options: WriteOptions = {}): Promise<number> {
+    return this.enqueue(batch, options, undefined);
+  }
+
+  /**
+   * Recovery: applies `batch` at `lsnFirst` (item i at lsnFirst + i), only the items `include`
+   * accepts. REQUIRES: called in LSN order, before new writes.
+   */
+  applyAt(batch: WriteBatch, lsnFirst: number, options: ApplyOptions = {}): Promise<number> {
+    if (!Number.isSafeInteger(lsnFirst) || lsnFirst < 1) return Promise.reject(invalidArgument(`bad LSN ${lsnFirst}`));
+    return this.enqueue(batch, options, lsnFirst);
+  }
+
+  private enqueue(batch: WriteBatch, options: ApplyOptions, fixedLsn: number | undefined): Promise<number> {
+    try {
+      this.checkWritable();
+      if (options.tag !== undefined && (!Number.isSafeInteger(options.tag) || options.tag < 0)) throw invalidArgument(`bad tag ${options.tag}`);
+      if (batch.length === 0) throw invalidArgument('an empty batch');
+      const items = batch.items.map((item) => ({ family: this.family(item.family), kind: item.kind, key: item.key, value: item.value }));
+      return new Promise((resolve, reject) => {
+        this.queue.push({ items, tag: options.tag, include: options.include, lsnFirst: fixedLsn ?? 0, fixedLsn: fixedLsn !== undefined, resolve, reject });
+        this.kick();
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  private kick(): void {
+    if (this.draining) return;
+    this.draining = this.drain().finally(() => {
+      this.draining = undefined;
+      // A write queued after the loop saw an empty queue but before this ran.
+      if (this.queue.length > 0) this.kick();
+    });
+  }
+
+  /** The single writer loop: groups queued writes, logs them once, applies them in order. */
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) {
+      const group = this.queue.splice(0, GROUP_WRITES_MAX);
+      try {
+        await this.makeRoom();
+        this.assignLsns(group);
+        if (this.wal) await this.logToWal(group);
+        for (const write of group) this.applyWrite(write);
+        this.visibleLsn = this.lastLsn;
+      } catch (error) {
+        for (const write of group) write.reject(error);
+        continue;
+      }
+      for (const write of group) write.resolve(write.lsnFirst);
+    }
+  }
+
+  private assignLsns(group: PendingWrite[]): void {
+    for (const write of group) {
+      if (!write.fixedLsn) write.lsnFirst = this.lastLsn + 1;
+      this.lastLsn = Math.max(this.lastLsn, write.lsnFirst + write.items.length - 1);
+    }
+  }
+
+  private async logToWal(group: PendingWrite[]): Promise<void> {
+    const batches: LoggedBatch[] = group.map((write) => ({
+      lsnFirst: write.lsnFirst,
+      tag: write.tag,
+      items: write.items.map((item) => ({ familyId: item.family.id, kind: item.kind, key: item.key, value: item.value })),
+    }));
+    const wal = this.wal!;
+    try {
+      const before = wal.bytesWritten;
+      await wal.append(batches);
+      this.counters.bytesWal += wal.bytesWritten - before;
+      if (wal.needsRotation) await wal.start(this.manifest.newFileNumber());
+    } catch (error) {
+      throw this.fail(error);
+    }
+  }
+
+  private applyWrite(write: PendingWrite): void {
+    const { items, lsnFirst, tag, include } = write;
+    for (let index = 0; index < items.length; index++) {
+      const item = items[index]!;
+      const lsn = lsnFirst + index;
+      if (item.family.dropped || (include && !include(item.family.name, lsn))) continue;
+      this.applyItem(item.family, item.kind, item.key, item.value, lsn, tag, lsnFirst);
+      this.counters.bytesUser += item.key.length + item.value.length;
+    }
+    if (tag !== undefined) this.noteTagged({ tag, lsnFirst, lsnLast: lsnFirst + items.length - 1 });
+  }
+
+  private applyItem(family: ColumnFamily, kind: EntryKind, key: Buffer, value: Buffer, lsn: number, tag: number | undefined, lsnFirst: number): void {
+    family.mem.add({ key, lsn, kind, value });
+    if (tag !== undefined) family.mem.noteTagged(tag, lsnFirst, lsn);
+    // A batch larger than a memtable spans two: visibility is by LSN, so this is safe.
+    if (family.mem.sizeBytes >= this.settings.memtableSizeBytes) this.switchMemtable(family);
+  }
+
+  private noteTagged(batch: TaggedBatch): void {
+    if (!this.lastTagged || batch.tag >= this.lastTagged.tag) this.lastTagged = batch;
+  }
+
+  /** Back-pressure: slow writes while L0 piles up, stop them while flushes cannot keep up. */
+  private async makeRoom(): Promise<void> {
+    let slowed = false;
+    for (;;) {
+      this.checkWritable();
+      let immutables = 0;
+      let l0Files = 0;
+      for (const family of this.families.values()) {
+        immutables = Math.max(immutables, family.imm.length);
+        l0Files = Math.max(l0Files, family.levels[0]!.length);
+      }
+      const stop = immutables >= limits.IMMUTABLE_MEMTABLES_MAX || (this.settings.autoCompaction && l0Files >= this.settings.l0StopTriggerFiles);
+      if (stop) {
+        const started = Date.now();
+        await this.progress();
+        this.counters.stallMs += Date.now() - started;
+        continue;
+      }
+      if (slowed || !this.settings.autoCompaction || l0Files < this.settings.l0SlowdownTriggerFiles) return;
+      slowed = true;
+      this.counters.slowdowns++;
+      await new Promise((resolve) => setTimeout(resolve, limits.WRITE_SLOWDOWN_DELAY_MS));
+    }
+  }
+
+  protected checkWritable(): void {
+    if (this.closed) throw new StorageError(StorageErrorCode.CLOSED, 'the engine is closed');
+    if (this.failure) throw this.failure;
+  }
+
+  /** Enters the failed state: every later write is refused until the engine is reopened. */
+  protected fail(error: unknown): StorageError {
+    if (!this.failure) {
+      const detail = error instanceof Error ? error.message : String(error);
+      this.failure = new StorageError(StorageErrorCode.READ_ONLY, `the engine refuses writes until reopened after: ${detail}`, { cause: error });
+      this.options.onBackgroundError?.(this.failure);
+      this.notify();
+    }
+    return this.failure;
+  }
+
+  // ---- background work ----
+
+  private switchMemtable(family: ColumnFamily): void {
+    family.imm.push(family.mem);
+    family.mem = new (family.mem.constructor as new () => typeof family.mem)();
+    this.scheduleBackground();
+  }
+
+  /** Resolves at the next completion of background work (or failure). */
+  protected progress(): Promise<void> {
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private notify(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  protected scheduleBackground(): void {
+    if (this.closed || this.failure) return;
+    if (!this.flushing) {
+      const family = [...this.families.values()].find((f) => f.imm.length > 0);
+      if (family) this.runJob('flushing', family, () => this.flushOldest(family));
+    }
+    if (!this.compacting && this.settings.autoCompaction) {
+      for (const family of this.families.values()) {
+        const pick = pickCompaction(family.levels, family.compactPointers, this.picker);
+        if (pick) return this.runJob('compacting', family, () => this.compact(family, pick));
+      }
+    }
+  }
+
+  private runJob(slot: 'flushing' | 'compacting', family: ColumnFamily, job: () => Promise<void>): void {
+    this[slot] = family;
+    job()
+      .catch((error) => this.fail(error))
+      .finally(() => {
+        this[slot] = undefined;
+        this.notify();
+        this.scheduleBackground();
+      });
+  }
+
+  private tableWriterOptions(): TableWriterOptions {
+    return {
+      fs: this.fs,
+      directory: this.directory,
+      newFileNumber: () => this.manifest.newFileNumber(),
+      onCreate: (number) => this.pendingOutputs.add(number),
+      targetSizeBytes: this.settings.tableSizeBytesTarget,
+      blockSizeBytes: this.settings.blockSizeBytes,
+    };
+  }
+
+  /**
+   * Flushes the family's oldest immutable memtable to one L0 table. The table is synced, the
+   * caller's barrier is awaited (write-ahead invariant), then one manifest edit installs the
+   * table together with the flush flag.
+   */
+  private async flushOldest(family: ColumnFamily): Promise<void> {
+    const memtable = family.imm[0]!;
+    const flag = memtable.flag ? { ...memtable.flag } : undefined;
+    const barrier = flag && this.options.flushBarrier ? this.options.flushBarrier(flag.tag) : undefined;
+    barrier?.catch(() => undefined); // Awaited below; this only keeps it from being unhandled.
+    const source = memtable.iterator();
+    await source.seek();
+    const files = await writeTables(source, { ...this.tableWriterOptions(), targetSizeBytes: Number.POSITIVE_INFINITY }, dedupeFilter());
+    await this.fs.syncDirectory(this.directory);
+    await barrier;
+    if (family.dropped) return this.discardOutputs(files);
+    const edit: VersionEdit = {
+      addedFiles: files.map((file) => ({ familyId: family.id, level: 0, file })),
+      flags: flag && (!family.flag || flag.tag >= family.flag.tag) ? [{ familyId: family.id, flag }] : [],
+      persistedLsns: [{ familyId: family.id, lsn: memtable.lsnMax }],
+    };
+    await this.logEdit(edit);
+    for (const file of files) this.pendingOutputs.delete(file.number);
+    family.imm.shift();
+    this.installVersion(family);
+    this.counters.flushes++;
+    for (const file of files) this.counters.bytesFlush += file.sizeBytes;
+    await this.wal?.deleteObsolete(this.lsnUnpersistedMin());
+  }
+
+  private lsnUnpersistedMin(): number {
+    let min = this.lastLsn + 1;
+    for (const family of this.families.values()) min = Math.min(min, family.lsnUnpersistedMin);
+    return min;
+  }
+
+  private async discardOutputs(files: FileMeta[]): Promise<void> {
+    for (const file of files) {
+      this.pendingOutputs.delete(file.number);
+      this.pendingDeletes.add(file.number);
+    }
+    await this.deleteObsoleteFiles();
+  }
+
+  protected async compact(family: ColumnFamily, pick: CompactionPick): Promise<void> {
+    const version = this.acquireVersion(family);
+    try {
+      if (pick.level > 0 && pick.inputs.length === 1 && pick.nextInputs.length === 0) return await this.trivialMove(family, pick);
+      const outputLevel = pick.level + 1;
+      const children = pick.level === 0 ? pick.inputs.map((file) => new LevelIterator([file], this.tables, false)) : [new LevelIterator(pick.inputs, this.tables, false)];
+      children.push(new LevelIterator(pick.nextInputs, this.tables, false));
+      const source = new MergingIterator(children, false);
+      let files: FileMeta[];
+      try {
+        await source.seek();
+        const keep = compactionFilter(this.smallestSnapshotLsn(), (key) => isBottommost(version.levels, outputLevel, key));
+        files = await writeTables(source, this.tableWriterOptions(), keep);
+      } finally {
+        source.close();
+      }
+      await this.fs.syncDirectory(this.directory);
+      if (family.dropped) return await this.discardOutputs(files);
+      await this.installCompaction(family, pick, files);
+    } finally {
+      this.releaseVersion(version);
+    }
+  }
+
+  private async installCompaction(family: ColumnFamily, pick: CompactionPick, files: FileMeta[]): Promise<void> {
+    const outputLevel = pick.level + 1;
+    await this.logEdit({
+      deletedFiles: [
+        ...pick.inputs.map((file) => ({ familyId: family.id, level: pick.level, number: file.number })),
+        ...pick.nextInputs.map((file) => ({ familyId: family.id, level: outputLevel, number: file.number })),
+      ],
+      addedFiles: files.map((file) => ({ familyId: family.id, level: outputLevel, file })),
+    });
+    for (const file of files) this.pendingOutputs.delete(file.number);
+    for (const file of [...pick.inputs, ...pick.nextInputs]) this.pendingDeletes.add(file.number);
+    family.compactPointers[pick.level] = pick.inputs[pick.inputs.length - 1]!.largestKey;
+    this.installVersion(family);
+    this.counters.compactions++;
+    for (const file of files) this.counters.bytesCompaction += file.sizeBytes;
+  }
+
+  private async trivialMove(family: ColumnFamily, pick: CompactionPick): Promise<void> {
+    const file = pick.inputs[0]!;
+    await this.logEdit({
+      deletedFiles: [{ familyId: family.id, level: pick.level, number: file.number }],
+      addedFiles: [{ familyId: family.id, level: pick.level + 1, file }],
+    });
+    family.compactPointers[pick.level] = file.largestKey;
+    this.installVersion(family);
+    this.counters.trivialMoves++;
+  }
+
+  protected smallestSnapshotLsn(): number {
+    return this.visibleLsn;
+  }
+
+  protected async logEdit(edit: VersionEdit): Promise<void> {
+    try {
+      await this.manifest.log(edit);
+    } catch (error) {
+      throw this.fail(error);
+    }
+  }
+
+  // ---- versions and obsolete files ----
+
+  protected acquireVersion(family: ColumnFamily): Version {
+    family.current.refs++;
+    return family.current;
+  }
+
+  protected releaseVersion(version: Version): void {
+    assert(version.refs > 0);
+    if (--version.refs > 0) return;
+    this.liveVersions.delete(version);
+    if (this.pendingDeletes.size > 0) void this.deleteObsoleteFiles().catch((error) => this.fail(error));
+  }
+
+  private installVersion(family: ColumnFamily): void {
+    const previous = family.current;
+    family.current = new Version(family.levels);
+    family.current.refs = 1;
+    this.liveVersions.add(family.current);
+    this.releaseVersion(previous);
+  }
+
+  private async deleteObsoleteFiles(): Promise<void> {
+    const live = new Set<number>();
+    for (const version of this.liveVersions) for (const files of version.levels) for (const file of files) live.add(file.number);
+    const doomed = [...this.pendingDeletes].filter((number) => !live.has(number) && !this.pendingOutputs.has(number));
+    if (doomed.length === 0) return;
+    for (const number of doomed) {
+      this.pendingDeletes.delete(number);
+      this.tables.evict(number);
+      await this.fs.unlink(path.join(this.directory, `${String(number).padStart(6, '0')}.sst`));
+    }
+    await this.fs.syncDirectory(this.directory);
+  }
+
+  // ---- flush and compaction on request ----
+
+  /**
+   * Flushes the named families (all by default) and waits. A family with nothing in memory
+   * instead records a flag advance to the last tagged batch, with no table, so an idle family
+   * never holds the caller's log back.
+   */
+  async flush(names?: string[]): Promise<void> {
+    this.checkWritable();
+    const families = (names ?? this.listFamilies()).map((name) => this.family(name));
+    const hadData = families.filter((family) => !family.mem.empty || family.imm.length > 0);
+    for (const family of hadData) if (!family.mem.empty) this.switchMemtable(family);
+    await this.waitForFlushes(hadData);
+    for (const family of families) if (!hadData.includes(family)) await this.advanceIdleFlag(family);
+  }
+
+  private async waitForFlushes(families: ColumnFamily[]): Promise<void> {
+    while (families.some((family) => family.imm.length > 0 && !family.dropped)) {
+      this.checkWritable();
+      this.scheduleBackground();
+      await this.progress();
+    }
+    this.checkWritable();
+  }
+
+  private async advanceIdleFlag(family: ColumnFamily): Promise<void> {
+    const tagged = this.lastTagged;
+    if (!tagged || !family.mem.empty || family.imm.length > 0 || family.dropped) return;
+    if (family.flag && family.flag.tag >= tagged.tag) return;
+    if (this.options.flushBarrier) await this.options.flushBarrier(tagged.tag);
+    if (!family.mem.empty || family.imm.length > 0 || family.dropped) return;
+    const flag: FlushFlag = { tag: tagged.tag, lsnFirst: tagged.lsnFirst, lsnLast: tagged.lsnLast };
+    await this.logEdit({ flags: [{ familyId: family.id, flag }], persistedLsns: [{ familyId: family.id, lsn: tagged.lsnLast }] });
+  }
+
+  /** Compacts the named families (all by default) level by level down to the bottom, and waits. */
+  async compactAll(names?: string[]): Promise<void> {
+    this.checkWritable();
+    for (const family of (names ?? this.listFamilies()).map((name) => this.family(name))) {
+      for (let level = 0; level < limits.LEVELS - 1; level++) {
+        while (this.compacting) await this.progress();
+        const pick = pickWholeLevel(family.levels, level);
+        if (!pick || family.dropped) continue;
+        this.compacting = family;
+        try {
+          await this.compact(family, pick);
+        } catch (error) {
+          throw this.fail(error);
+        } finally {
+          this.compacting = undefined;
+          this.notify();
+        }
+      }
+    }
+    this.scheduleBackground();
+  }
+
+  /** Waits until queued writes are applied and no background job runs. */
+  protected async quiesce(): Promise<void> {
+    while (this.draining) await this.draining;
+    while (this.flushing || this.compacting) await this.progress();
+  }
+
+  protected async closeFiles(): Promise<void> {
+    await this.wal?.close();
+    await this.manifest.close().catch(() => undefined);
+    await this.tables.close();
+  }
+
+  protected get walBytes(): number {
+    return this.counters.bytesWal;
+  }
+}
+
+/** True when no level below `outputLevel` has a table whose range holds `key`. */
+function isBottommost(levels: readonly (readonly FileMeta[])[], outputLevel: number, key: Buffer): boolean {
+  for (let level = outputLevel + 1; level < levels.length; level++) {
+    for (const file of levels[level]!) {
+      if (Buffer.compare(key, file.smallestKey) >= 0 && Buffer.compare(key, file.largestKey) <= 0) return false;
+    }
+  }
+  return true;
+}

@@ -1,0 +1,9 @@
+// The storage engine's whole public surface. Nothing outside storage/ imports deeper than this.
+
+export { Engine, type EngineIterator, type EngineStats, type FamilyStats, type IteratorOptions, type KeyValue, type ReadOptions, type Snapshot } from './db.js';
+export type { ApplyOptions, EngineOptions, WriteOptions } from './engine.js';
+export { StorageError, StorageErrorCode } from './errors.js';
+export { RealFileSystem, type File, type FileSystem, type OpenMode } from './file-system.js';
+export type { FlushFlag } from './manifest/version-edit.js';
+export { WriteBatch } from './write-batch.js';
+export * as limits from './limits.js';

@@ -1,0 +1,173 @@
+// The memtable: a skip list of entries in internal order (key ascending, LSN descending), plus
+// what a flush needs to write the flush flag: the last tagged batch with items here.
+// Single-threaded: inserts and reads interleave only at awaits, so no locking is needed.
+
+import type { Entry } from '../entry.js';
+import { compareInternal, entryChargeBytes } from '../entry.js';
+import type { InternalIterator } from '../iterator.js';
+
+const HEIGHT_MAX = 20;
+
+interface Node {
+  readonly entry: Entry | null; // null only for the head sentinel
+  readonly next: (Node | null)[];
+  prev: Node | null; // level-0 back link, for reverse iteration
+}
+
+/** The last tagged batch with items in a memtable: the future flush flag. */
+export interface MemtableFlag {
+  tag: number;
+  lsnFirst: number;
+  /** The largest LSN of that batch's items in this memtable. */
+  lsnLast: number;
+}
+
+export class Memtable {
+  private readonly head: Node = { entry: null, next: new Array(HEIGHT_MAX).fill(null), prev: null };
+  private tail: Node | null = null;
+  private height = 1;
+  private random = 0x2545f491;
+  sizeBytes = 0;
+  count = 0;
+  lsnMin = Number.POSITIVE_INFINITY;
+  lsnMax = 0;
+  flag: MemtableFlag | undefined;
+
+  /** REQUIRES: no entry with the same key and LSN is present. */
+  add(entry: Entry): void {
+    const update = this.findPredecessors(entry.key, entry.lsn);
+    const height = this.randomHeight();
+    if (height > this.height) {
+      for (let level = this.height; level < height; level++) update[level] = this.head;
+      this.height = height;
+    }
+    const node: Node = { entry, next: new Array(height).fill(null), prev: update[0] === this.head ? null : update[0]! };
+    for (let level = 0; level < height; level++) {
+      node.next[level] = update[level]!.next[level]!;
+      update[level]!.next[level] = node;
+    }
+    const after = node.next[0];
+    if (after) after.prev = node;
+    else this.tail = node;
+    this.count++;
+    this.sizeBytes += entryChargeBytes(entry);
+    if (entry.lsn < this.lsnMin) this.lsnMin = entry.lsn;
+    if (entry.lsn > this.lsnMax) this.lsnMax = entry.lsn;
+  }
+
+  /** Records that `lsn` belongs to the tagged batch (tag, lsnFirst): the flag moves forward. */
+  noteTagged(tag: number, lsnFirst: number, lsn: number): void {
+    const flag = this.flag;
+    if (flag && flag.tag === tag && flag.lsnFirst === lsnFirst) flag.lsnLast = Math.max(flag.lsnLast, lsn);
+    else this.flag = { tag, lsnFirst, lsnLast: lsn };
+  }
+
+  /** The newest version of `key` with LSN <= snapshotLsn, tombstones included. */
+  get(key: Buffer, snapshotLsn: number): Entry | undefined {
+    const node = this.findPredecessors(key, snapshotLsn)[0]!.next[0];
+    if (node && node.entry!.key.equals(key)) return node.entry!;
+    return undefined;
+  }
+
+  get empty(): boolean {
+    return this.count === 0;
+  }
+
+  iterator(options: { reverse?: boolean } = {}): InternalIterator {
+    return options.reverse ? new ReverseIterator(this) : new ForwardIterator(this);
+  }
+
+  /** Every entry in internal order (for flush). */
+  *entries(): Generator<Entry> {
+    for (let node = this.head.next[0]; node; node = node.next[0]!) yield node.entry!;
+  }
+
+  /** The nodes just before (key, lsn) in internal order at each level. */
+  findPredecessors(key: Buffer, lsn: number): Node[] {
+    const update = new Array<Node>(HEIGHT_MAX);
+    let node = this.head;
+    for (let level = this.height - 1; level >= 0; level--) {
+      for (;;) {
+        const next = node.next[level];
+        if (!next || compareInternal(next.entry!.key, next.entry!.lsn, key, lsn) >= 0) break;
+        node = next;
+      }
+      update[level] = node;
+    }
+    return update;
+  }
+
+  /** The first node with key >= `key`, or the first node. */
+  firstAtOrAfter(key: Buffer | undefined): Node | null {
+    if (key === undefined) return this.head.next[0]!;
+    return this.findPredecessors(key, Number.MAX_SAFE_INTEGER)[0]!.next[0]!;
+  }
+
+  /** The last node with key <= `key`, or the last node. */
+  lastAtOrBefore(key: Buffer | undefined): Node | null {
+    if (key === undefined) return this.tail;
+    let node = this.head;
+    for (let level = this.height - 1; level >= 0; level--) {
+      for (;;) {
+        const next = node.next[level];
+        if (!next || Buffer.compare(next.entry!.key, key) > 0) break;
+        node = next;
+      }
+    }
+    return node === this.head ? null : node;
+  }
+
+  private randomHeight(): number {
+    // xorshift32; a branching factor of 4 as in LevelDB.
+    let height = 1;
+    for (;;) {
+      let x = this.random;
+      x ^= x << 13;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      this.random = x >>> 0;
+      if (height >= HEIGHT_MAX || (this.random & 3) !== 0) return height;
+      height++;
+    }
+  }
+}
+
+class ForwardIterator implements InternalIterator {
+  private node: Node | null = null;
+  constructor(private readonly table: Memtable) {}
+  async seek(key?: Buffer): Promise<void> {
+    this.node = this.table.firstAtOrAfter(key);
+  }
+  valid(): boolean {
+    return this.node !== null;
+  }
+  entry(): Entry {
+    return this.node!.entry!;
+  }
+  async next(): Promise<void> {
+    this.node = this.node!.next[0]!;
+  }
+  close(): void {
+    this.node = null;
+  }
+}
+
+class ReverseIterator implements InternalIterator {
+  private node: Node | null = null;
+  constructor(private readonly table: Memtable) {}
+  async seek(key?: Buffer): Promise<void> {
+    this.node = this.table.lastAtOrBefore(key);
+  }
+  valid(): boolean {
+    return this.node !== null;
+  }
+  entry(): Entry {
+    return this.node!.entry!;
+  }
+  async next(): Promise<void> {
+    this.node = this.node!.prev;
+  }
+  close(): void {
+    this.node = null;
+  }
+}

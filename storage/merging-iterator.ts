@@ -1,0 +1,135 @@
+// Internal iterators that combine others: the merging iterator (the union of several sorted
+// sources in one direction) and the level iterator (a run of non-overlapping tables, opened
+// lazily one at a time).
+
+import type { Entry } from './entry.js';
+import { compareEntries } from './entry.js';
+import type { InternalIterator } from './iterator.js';
+import type { FileMeta } from './manifest/version-edit.js';
+import type { TableCache, TableHandle } from './table-cache.js';
+
+export class MergingIterator implements InternalIterator {
+  private current: InternalIterator | undefined;
+
+  constructor(
+    private readonly children: InternalIterator[],
+    readonly reverse: boolean,
+  ) {}
+
+  async seek(key?: Buffer): Promise<void> {
+    await Promise.all(this.children.map((child) => child.seek(key)));
+    this.pick();
+  }
+
+  valid(): boolean {
+    return this.current !== undefined;
+  }
+
+  entry(): Entry {
+    return this.current!.entry();
+  }
+
+  async next(): Promise<void> {
+    await this.current!.next();
+    this.pick();
+  }
+
+  /** Forward: the smallest entry in internal order; reverse: the largest. */
+  private pick(): void {
+    let best: InternalIterator | undefined;
+    for (const child of this.children) {
+      if (!child.valid()) continue;
+      if (!best) {
+        best = child;
+        continue;
+      }
+      const order = compareEntries(child.entry(), best.entry());
+      if (this.reverse ? order > 0 : order < 0) best = child;
+    }
+    this.current = best;
+  }
+
+  close(): void {
+    for (const child of this.children) child.close();
+    this.current = undefined;
+  }
+}
+
+/**
+ * Tables of one level (or one L0 table alone): sorted by key and not overlapping, so at most
+ * one is open at a time.
+ */
+export class LevelIterator implements InternalIterator {
+  private index = -1;
+  private handle: TableHandle | undefined;
+  private inner: InternalIterator | undefined;
+
+  constructor(
+    private readonly files: readonly FileMeta[],
+    private readonly tables: TableCache,
+    private readonly reverse: boolean,
+  ) {}
+
+  async seek(key?: Buffer): Promise<void> {
+    await this.open(this.firstFileFor(key));
+    await this.inner?.seek(key);
+    await this.skipExhausted();
+  }
+
+  private firstFileFor(key: Buffer | undefined): number {
+    const files = this.files;
+    if (key === undefined) return this.reverse ? files.length - 1 : 0;
+    // Forward: the first table whose largest key >= key. Reverse: the last whose smallest <= key.
+    let low = 0;
+    let high = files.length;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      const goRight = this.reverse
+        ? Buffer.compare(files[middle]!.smallestKey, key) <= 0
+        : Buffer.compare(files[middle]!.largestKey, key) < 0;
+      if (goRight) low = middle + 1;
+      else high = middle;
+    }
+    return this.reverse ? low - 1 : low;
+  }
+
+  private async open(index: number): Promise<void> {
+    this.closeInner();
+    this.index = index;
+    if (index < 0 || index >= this.files.length) return;
+    this.handle = await this.tables.acquire(this.files[index]!.number);
+    this.inner = this.handle.reader.iterator({ reverse: this.reverse });
+  }
+
+  private async skipExhausted(): Promise<void> {
+    while (this.inner && !this.inner.valid()) {
+      await this.open(this.index + (this.reverse ? -1 : 1));
+      await this.inner?.seek();
+    }
+  }
+
+  valid(): boolean {
+    return this.inner !== undefined && this.inner.valid();
+  }
+
+  entry(): Entry {
+    return this.inner!.entry();
+  }
+
+  async next(): Promise<void> {
+    await this.inner!.next();
+    await this.skipExhausted();
+  }
+
+  private closeInner(): void {
+    this.inner?.close();
+    this.handle?.release();
+    this.inner = undefined;
+    this.handle = undefined;
+  }
+
+  close(): void {
+    this.closeInner();
+    this.index = this.files.length;
+  }
+}
