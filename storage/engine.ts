@@ -170,8 +170,8 @@ export class EngineCore {
     this.lastLsn = this.manifest.state.lastLsn;
     for (const family of this.families.values()) this.lastLsn = Math.max(this.lastLsn, family.flag?.lsnLast ?? 0);
     this.visibleLsn = this.lastLsn;
+    await this.deleteOrphans(names); // Before replay: its flushes and compactions change the directory.
     await this.replayWalFiles(names);
-    await this.deleteOrphans(names);
     if (this.settings.wal) {
       this.wal = new EngineWal(this.fs, this.directory, this.settings.walSegmentSizeBytes);
       await this.wal.start(this.manifest.newFileNumber());

@@ -1,0 +1,13 @@
+import { Engine, WriteBatch } from '../../storage/index.js';
+import { SimFileSystem } from '../../storage/sim-file-system.js';
+const fs = new SimFileSystem();
+const e = await Engine.open({ directory: '/db', fileSystem: fs, tableCacheFiles: 1, autoCompaction: false });
+await e.createFamily('f');
+await e.write(new WriteBatch().put('f', Buffer.from('a'), Buffer.from('1')));
+await e.flush();
+await e.write(new WriteBatch().put('f', Buffer.from('b'), Buffer.from('2')));
+await e.flush();
+const out = [];
+for await (const { key } of e.iterator('f')) out.push(String(key));
+console.log(out);
+await e.close();
