@@ -348,7 +348,8 @@ export class EngineCore {
       this.counters.bytesWal += wal.bytesWritten - before;
       if (wal.needsRotation) await wal.start(this.manifest.newFileNumber());
     } catch (error) {
-      throw this.fail(error);
+      this.fail(error);
+      throw error; // This write sees the cause (NO_SPACE, IO); later ones see READ_ONLY.
     }
   }
 
