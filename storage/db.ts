@@ -39,6 +39,12 @@ export interface KeyValue {
   readonly value: Buffer;
 }
 
+export interface RecoveryReport {
+  readonly manifestTornTail: { manifest: string; offset: number; detail: string } | undefined;
+  readonly walBatchesReplayed: number;
+  readonly walTornTail: boolean;
+}
+
 export interface FamilyStats {
   readonly name: string;
   readonly memtableBytes: number;
@@ -90,6 +96,11 @@ export class Engine extends EngineCore {
       throw error;
     }
     return engine;
+  }
+
+  /** What the last open found and repaired: a dropped torn manifest tail, WAL records replayed. */
+  get recoveryReport(): RecoveryReport {
+    return { manifestTornTail: this.manifest.recovery.tornTail, walBatchesReplayed: this.walBatchesReplayed, walTornTail: this.walTornTail };
   }
 
   /** The last flush flag made durable for each family (undefined where none yet). */

@@ -124,6 +124,8 @@ export class EngineCore {
   /** The last LSN whose batch is wholly applied: what new reads see. */
   protected visibleLsn = 0;
   private lastTagged: TaggedBatch | undefined;
+  protected walBatchesReplayed = 0;
+  protected walTornTail = false;
   private readonly queue: PendingWrite[] = [];
   private draining: Promise<void> | undefined;
   protected failure: StorageError | undefined;
@@ -190,6 +192,8 @@ export class EngineCore {
       const { batches, torn } = await readWalFile(this.fs, this.directory, number);
       if (tornIn !== undefined && batches.length > 0) throw corruption(`engine WAL ${tornIn} is torn but a later WAL ${number} has records`);
       if (torn) tornIn = number;
+      this.walTornTail ||= torn;
+      this.walBatchesReplayed += batches.length;
       for (const batch of batches) this.replayBatch(batch);
     }
     if (numbers.length === 0) return;

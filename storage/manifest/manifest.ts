@@ -14,7 +14,14 @@ import { decodeEdit, encodeEdit, type VersionEdit } from './version-edit.js';
 export const CURRENT_FILE = 'CURRENT';
 export const manifestName = (number: number): string => `MANIFEST-${String(number).padStart(6, '0')}`;
 
+/** What opening found that a caller should hear about. */
+export interface ManifestRecovery {
+  /** A torn or checksum-failing last edit was dropped (it was never acted on if a crash tore it). */
+  tornTail?: { manifest: string; offset: number; detail: string };
+}
+
 export class Manifest {
+  recovery: ManifestRecovery = {};
   private chain: Promise<void> = Promise.resolve();
   private failure: StorageError | undefined;
 
@@ -33,13 +40,15 @@ export class Manifest {
    * directory, so orphans of a crash are never reused.
    */
   static async open(fs: FileSystem, directory: string, fileNumberFloor: number, sizeBytesMax = MANIFEST_SIZE_BYTES_MAX): Promise<Manifest> {
-    const state = await loadState(fs, directory);
+    const { state, recovery } = await loadState(fs, directory);
     state.nextFileNumber = Math.max(state.nextFileNumber, fileNumberFloor);
     const number = state.nextFileNumber++;
     const writer = await writeSnapshot(fs, directory, number, state);
     await setCurrent(fs, directory, number);
     // The previous manifest is now an orphan; the engine deletes it with the others.
-    return new Manifest(fs, directory, state, writer, number, sizeBytesMax);
+    const manifest = new Manifest(fs, directory, state, writer, number, sizeBytesMax);
+    manifest.recovery = recovery;
+    return manifest;
   }
 
   get manifestNumber(): number {
@@ -101,21 +110,24 @@ async function readCurrent(fs: FileSystem, directory: string): Promise<string> {
   return match[1]!;
 }
 
-async function loadState(fs: FileSystem, directory: string): Promise<ManifestState> {
+async function loadState(fs: FileSystem, directory: string): Promise<{ state: ManifestState; recovery: ManifestRecovery }> {
   const state = new ManifestState();
-  if (!(await fs.exists(path.join(directory, CURRENT_FILE)))) return state;
+  const recovery: ManifestRecovery = {};
+  if (!(await fs.exists(path.join(directory, CURRENT_FILE)))) return { state, recovery };
   const name = await readCurrent(fs, directory);
   const number = Number(name.slice('MANIFEST-'.length));
   const file = await fs.open(path.join(directory, name), 'read');
   try {
-    // A torn last record is an edit whose sync never returned: it was never acted on.
-    const { records } = await readAllRecords(file, number);
+    // A torn last record is an edit whose sync never returned: it was never acted on. A bit
+    // flipped in the last record looks the same; it is reported, not silently dropped.
+    const { records, status } = await readAllRecords(file, number);
     if (records.length === 0) throw corruption(`${name} holds no snapshot edit`);
     for (const record of records) state.apply(decodeEdit(record));
+    if (status.kind === 'torn') recovery.tornTail = { manifest: name, offset: status.offset, detail: status.detail };
   } finally {
     await file.close();
   }
-  return state;
+  return { state, recovery };
 }
 
 async function writeSnapshot(fs: FileSystem, directory: string, number: number, state: ManifestState): Promise<LogWriter> {
