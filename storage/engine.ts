@@ -10,7 +10,7 @@ import { BlockCache } from './cache.js';
 import { ColumnFamily, Version } from './column-family.js';
 import { pickCompaction, pickWholeLevel, PICKER_DEFAULTS, type CompactionPick, type PickerConfig } from './compaction/picker.js';
 import { compactionFilter, dedupeFilter, writeTables, type TableWriterOptions } from './compaction/table-writer.js';
-import { EngineWal, readWalFile, WAL_NAME_PATTERN } from './engine-wal.js';
+import { EngineWal, readWalFile, walName, WAL_NAME_PATTERN } from './wal/engine-wal.js';
 import type { EntryKind } from './entry.js';
 import { corruption, invalidArgument, StorageError, StorageErrorCode } from './errors.js';
 import type { FileSystem } from './file-system.js';
@@ -18,8 +18,9 @@ import * as limits from './limits.js';
 import { Manifest, manifestName } from './manifest/manifest.js';
 import type { FileMeta, FlushFlag, VersionEdit } from './manifest/version-edit.js';
 import { LevelIterator, MergingIterator } from './merging-iterator.js';
-import { TableCache } from './table-cache.js';
-import { WriteBatch, type LoggedBatch } from './write-batch.js';
+import { TableCache, tableName } from './table-cache.js';
+import type { WriteBatch } from './write-batch.js';
+import type { LoggedBatch } from './wal/wal-record.js';
 
 export interface EngineOptions {
   readonly directory: string;
@@ -199,7 +200,7 @@ export class EngineCore {
     if (numbers.length === 0) return;
     for (const family of this.families.values()) if (!family.mem.empty) this.switchMemtable(family);
     await this.waitForFlushes([...this.families.values()]);
-    for (const number of numbers) await this.fs.unlink(path.join(this.directory, `${String(number).padStart(6, '0')}.wal`));
+    for (const number of numbers) await this.fs.unlink(path.join(this.directory, walName(number)));
     await this.fs.syncDirectory(this.directory);
   }
 
@@ -614,7 +615,7 @@ export class EngineCore {
     for (const number of doomed) {
       this.pendingDeletes.delete(number);
       this.tables.evict(number);
-      await this.fs.unlink(path.join(this.directory, `${String(number).padStart(6, '0')}.sst`));
+      await this.fs.unlink(path.join(this.directory, tableName(number)));
     }
     await this.fs.syncDirectory(this.directory);
   }

@@ -3,11 +3,11 @@
 // deleted once every item in it is in some family's tables.
 
 import * as path from 'node:path';
-import type { FileSystem } from './file-system.js';
-import { LogWriter } from './log/log-writer.js';
-import { LogReader } from './log/log-reader.js';
-import { ByteWriter } from './util/coding.js';
-import { decodeLoggedBatch, encodeLoggedBatch, type LoggedBatch } from './write-batch.js';
+import type { FileSystem } from '../file-system.js';
+import { LogWriter } from '../log/log-writer.js';
+import { LogReader } from '../log/log-reader.js';
+import { ByteWriter } from '../util/coding.js';
+import { decodeLoggedBatch, encodeLoggedBatch, type LoggedBatch } from './wal-record.js';
 
 export const walName = (number: number): string => `${String(number).padStart(6, '0')}.wal`;
 export const WAL_NAME_PATTERN = /^(\d{6,})\.wal$/;
