@@ -9,7 +9,8 @@ import * as path from 'node:path';
 import { BlockCache } from './cache.js';
 import { ColumnFamily, Version } from './column-family.js';
 import { pickCompaction, pickWholeLevel, PICKER_DEFAULTS, type CompactionPick, type PickerConfig } from './compaction/picker.js';
-import { compactionFilter, dedupeFilter, writeTables, type TableWriterOptions } from './compaction/table-writer.js';
+import { InlineRunner, WorkerRunner, workerAvailable, type JobRunner } from './compaction/job-runner.js';
+import { encodeEntries, type CompactionJob, type FlushJob } from './compaction/table-job.js';
 import { EngineWal, readWalFile, walName, WAL_NAME_PATTERN } from './wal/engine-wal.js';
 import type { EntryKind } from './entry.js';
 import { corruption, invalidArgument, StorageError, StorageErrorCode } from './errors.js';
@@ -17,7 +18,6 @@ import type { FileSystem } from './file-system.js';
 import * as limits from './limits.js';
 import { Manifest, manifestName } from './manifest/manifest.js';
 import type { FileMeta, FlushFlag, VersionEdit } from './manifest/version-edit.js';
-import { LevelIterator, MergingIterator } from './merging-iterator.js';
 import { TableCache, tableName } from './table-cache.js';
 import type { WriteBatch } from './write-batch.js';
 import type { LoggedBatch } from './wal/wal-record.js';
@@ -48,6 +48,11 @@ export interface EngineOptions {
   readonly manifestSizeBytesMax?: number;
   /** Default true. Tests turn it off to compact only when they ask. */
   readonly autoCompaction?: boolean;
+  /**
+   * Run flush and compaction table building in a worker thread. Default: on with the real file
+   * system when the compiled worker is present; a simulated file system always runs inline.
+   */
+  readonly backgroundThread?: boolean;
 }
 
 export interface WriteOptions {
@@ -83,9 +88,12 @@ interface TaggedBatch {
   readonly lsnLast: number;
 }
 
-type Settings = Required<Omit<EngineOptions, 'fileSystem' | 'flushBarrier' | 'onBackgroundError'>>;
+type Settings = Required<Omit<EngineOptions, 'fileSystem' | 'flushBarrier' | 'onBackgroundError' | 'backgroundThread'>>;
 
 const GROUP_WRITES_MAX = 1024;
+
+/** A table job without what the engine fills in. */
+type JobRequest = Omit<FlushJob, 'fileNumbers' | 'directory' | 'blockSizeBytes'> | Omit<CompactionJob, 'fileNumbers' | 'directory' | 'blockSizeBytes'>;
 
 function settingsOf(options: EngineOptions): Settings {
   return {
@@ -117,6 +125,7 @@ export class EngineCore {
   protected readonly familiesById = new Map<number, ColumnFamily>();
   readonly blockCache: BlockCache;
   protected readonly tables: TableCache;
+  private readonly runner: JobRunner;
   protected readonly settings: Settings;
   protected readonly picker: PickerConfig;
   private wal: EngineWal | undefined;
@@ -151,6 +160,8 @@ export class EngineCore {
     this.picker = { l0TriggerFiles: this.settings.l0CompactionTriggerFiles, level1SizeBytes: this.settings.level1SizeBytes };
     this.blockCache = new BlockCache(this.settings.blockCacheSizeBytes);
     this.tables = new TableCache(fs, options.directory, this.blockCache, this.settings.tableCacheFiles);
+    const threaded = options.backgroundThread ?? (options.fileSystem === undefined && workerAvailable());
+    this.runner = threaded ? new WorkerRunner() : new InlineRunner(fs);
     assert(this.picker.l0TriggerFiles >= PICKER_DEFAULTS.l0TriggerFiles || this.picker.l0TriggerFiles >= 1);
   }
 
@@ -466,15 +477,23 @@ export class EngineCore {
       });
   }
 
-  private tableWriterOptions(): TableWriterOptions {
-    return {
-      fs: this.fs,
-      directory: this.directory,
-      newFileNumber: () => this.manifest.newFileNumber(),
-      onCreate: (number) => this.pendingOutputs.add(number),
-      targetSizeBytes: this.settings.tableSizeBytesTarget,
-      blockSizeBytes: this.settings.blockSizeBytes,
-    };
+  /** Runs a table job with `count` output numbers; they stay reserved until it is installed. */
+  private async buildTables(job: JobRequest, count: number): Promise<FileMeta[]> {
+    const fileNumbers = Array.from({ length: count }, () => this.manifest.newFileNumber());
+    for (const number of fileNumbers) this.pendingOutputs.add(number);
+    let files: FileMeta[] = [];
+    try {
+      files = await this.runner.run({ ...job, fileNumbers, directory: this.directory, blockSizeBytes: this.settings.blockSizeBytes });
+      return files;
+    } finally {
+      const written = new Set(files.map((file) => file.number));
+      for (const number of fileNumbers) if (!written.has(number)) this.pendingOutputs.delete(number);
+    }
+  }
+
+  /** Releases the numbers a job reserved: its outputs are now in a version or deleted. */
+  private releaseOutputs(job: readonly number[]): void {
+    for (const number of job) this.pendingOutputs.delete(number);
   }
 
   /**
@@ -487,9 +506,8 @@ export class EngineCore {
     const flag = memtable.flag ? { ...memtable.flag } : undefined;
     const barrier = flag && this.options.flushBarrier ? this.options.flushBarrier(flag.tag) : undefined;
     barrier?.catch(() => undefined); // Awaited below; this only keeps it from being unhandled.
-    const source = memtable.iterator();
-    await source.seek();
-    const files = await writeTables(source, { ...this.tableWriterOptions(), targetSizeBytes: Number.POSITIVE_INFINITY }, dedupeFilter());
+    const entries = this.runner.encodesEntries ? encodeEntries(memtable.entries(), memtable.sizeBytes) : [...memtable.entries()];
+    const files = await this.buildTables({ kind: 'flush', entries }, 1);
     await this.fs.syncDirectory(this.directory);
     await barrier;
     if (family.dropped) return this.discardOutputs(files);
@@ -499,7 +517,7 @@ export class EngineCore {
       persistedLsns: [{ familyId: family.id, lsn: memtable.lsnMax }],
     };
     await this.logEdit(edit);
-    for (const file of files) this.pendingOutputs.delete(file.number);
+    this.releaseOutputs(files.map((file) => file.number));
     family.imm.shift();
     this.installVersion(family);
     this.counters.flushes++;
@@ -526,17 +544,15 @@ export class EngineCore {
     try {
       if (pick.level > 0 && pick.inputs.length === 1 && pick.nextInputs.length === 0) return await this.trivialMove(family, pick);
       const outputLevel = pick.level + 1;
-      const children = pick.level === 0 ? pick.inputs.map((file) => new LevelIterator([file], this.tables, false)) : [new LevelIterator(pick.inputs, this.tables, false)];
-      children.push(new LevelIterator(pick.nextInputs, this.tables, false));
-      const source = new MergingIterator(children, false);
-      let files: FileMeta[];
-      try {
-        await source.seek();
-        const keep = compactionFilter(this.smallestSnapshotLsn(), (key) => isBottommost(version.levels, outputLevel, key));
-        files = await writeTables(source, this.tableWriterOptions(), keep);
-      } finally {
-        source.close();
-      }
+      const inputBytes = [...pick.inputs, ...pick.nextInputs].reduce((sum, file) => sum + file.sizeBytes, 0);
+      const files = await this.buildTables({
+        kind: 'compaction',
+        targetSizeBytes: this.settings.tableSizeBytesTarget,
+        overlappingInputs: pick.level === 0 ? pick.inputs : [],
+        sortedInputs: pick.level === 0 ? [pick.nextInputs] : [pick.inputs, pick.nextInputs],
+        smallestSnapshotLsn: this.smallestSnapshotLsn(),
+        deeperRanges: version.levels.slice(outputLevel + 1).flat(),
+      }, Math.ceil(inputBytes / this.settings.tableSizeBytesTarget) + 4);
       await this.fs.syncDirectory(this.directory);
       if (family.dropped) return await this.discardOutputs(files);
       await this.installCompaction(family, pick, files);
@@ -554,7 +570,7 @@ export class EngineCore {
       ],
       addedFiles: files.map((file) => ({ familyId: family.id, level: outputLevel, file })),
     });
-    for (const file of files) this.pendingOutputs.delete(file.number);
+    this.releaseOutputs(files.map((file) => file.number));
     for (const file of [...pick.inputs, ...pick.nextInputs]) this.pendingDeletes.add(file.number);
     family.compactPointers[pick.level] = pick.inputs[pick.inputs.length - 1]!.largestKey;
     this.installVersion(family);
@@ -612,8 +628,9 @@ export class EngineCore {
     for (const version of this.liveVersions) for (const files of version.levels) for (const file of files) live.add(file.number);
     const doomed = [...this.pendingDeletes].filter((number) => !live.has(number) && !this.pendingOutputs.has(number));
     if (doomed.length === 0) return;
+    // Claim them all before the first await: a concurrent call must not pick the same ones.
+    for (const number of doomed) this.pendingDeletes.delete(number);
     for (const number of doomed) {
-      this.pendingDeletes.delete(number);
       this.tables.evict(number);
       await this.fs.unlink(path.join(this.directory, tableName(number)));
     }
@@ -684,6 +701,7 @@ export class EngineCore {
   }
 
   protected async closeFiles(): Promise<void> {
+    await this.runner.close();
     await this.wal?.close();
     await this.manifest.close().catch(() => undefined);
     await this.tables.close();
@@ -692,14 +710,4 @@ export class EngineCore {
   protected get walBytes(): number {
     return this.counters.bytesWal;
   }
-}
-
-/** True when no level below `outputLevel` has a table whose range holds `key`. */
-function isBottommost(levels: readonly (readonly FileMeta[])[], outputLevel: number, key: Buffer): boolean {
-  for (let level = outputLevel + 1; level < levels.length; level++) {
-    for (const file of levels[level]!) {
-      if (Buffer.compare(key, file.smallestKey) >= 0 && Buffer.compare(key, file.largestKey) <= 0) return false;
-    }
-  }
-  return true;
 }
