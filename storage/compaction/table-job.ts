@@ -47,9 +47,12 @@ export type TableJob = FlushJob | CompactionJob;
 
 const ENTRY_OVERHEAD_BYTES = 8 + 1 + 2 * 5;
 
-/** One buffer holding `entries` (for a transfer to the worker without copying each). */
+/**
+ * One buffer holding `entries`, for a transfer to the worker without copying each. Its memory
+ * is unpooled: transferring a slice of Node's shared pool would detach every Buffer in it.
+ */
 export function encodeEntries(entries: Iterable<Entry>, sizeBytesHint: number): Uint8Array {
-  const writer = new ByteWriter(sizeBytesHint + 1024);
+  const writer = new ByteWriter(sizeBytesHint + 1024, true);
   for (const entry of entries) {
     writer.slice(entry.key).fixed64(entry.lsn).byte(entry.kind).slice(entry.value);
   }

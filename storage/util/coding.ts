@@ -11,15 +11,26 @@ export class ByteWriter {
   private buffer: Buffer;
   length = 0;
 
-  constructor(capacityBytes = 256) {
-    this.buffer = Buffer.allocUnsafe(capacityBytes);
+  /**
+   * `unpooled`: never take memory from Node's shared allocation pool, so the result's
+   * ArrayBuffer is this writer's alone and may be transferred to a worker.
+   */
+  constructor(
+    capacityBytes = 256,
+    private readonly unpooled = false,
+  ) {
+    this.buffer = this.allocate(capacityBytes);
+  }
+
+  private allocate(capacityBytes: number): Buffer {
+    return this.unpooled ? Buffer.allocUnsafeSlow(capacityBytes) : Buffer.allocUnsafe(capacityBytes);
   }
 
   private reserve(extraBytes: number): void {
     if (this.length + extraBytes <= this.buffer.length) return;
     let capacity = this.buffer.length * 2;
     while (capacity < this.length + extraBytes) capacity *= 2;
-    const next = Buffer.allocUnsafe(capacity);
+    const next = this.allocate(capacity);
     this.buffer.copy(next, 0, 0, this.length);
     this.buffer = next;
   }

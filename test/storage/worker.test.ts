@@ -43,3 +43,16 @@ t.test('flushes and compactions on worker threads keep every write', { skip: !ex
   t.equal(String(await reopened.get('f', Buffer.from([...model.keys()][0]!))), [...model.values()][0]);
   await reopened.close();
 });
+
+t.test('flushing a tiny memtable to a worker leaves other buffers intact', { skip: !existsSync(fileURLToPath(compiled)) && 'dist/ is not built' }, async (t) => {
+  const { Engine, WriteBatch } = (await import(compiled.href)) as typeof import('../../storage/index.js');
+  const engine = await Engine.open({ directory: t.testdir(), backgroundThread: true });
+  await engine.createFamily('f');
+  const bystander = Buffer.from('still here');
+  await engine.write(new WriteBatch().put('f', Buffer.from('a'), Buffer.from('1')));
+  await engine.flush();
+  t.equal(bystander.toString(), 'still here', 'a pooled buffer made before the flush still reads');
+  t.equal(Buffer.from('made after').toString(), 'made after');
+  t.equal(String(await engine.get('f', Buffer.from('a'))), '1');
+  await engine.close();
+});
