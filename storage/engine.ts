@@ -74,6 +74,7 @@ interface ResolvedItem {
 
 interface PendingWrite {
   readonly items: ResolvedItem[];
+  readonly sizeBytes: number;
   readonly tag: number | undefined;
   readonly include: ApplyOptions['include'];
   lsnFirst: number;
@@ -91,6 +92,8 @@ interface TaggedBatch {
 type Settings = Required<Omit<EngineOptions, 'fileSystem' | 'flushBarrier' | 'onBackgroundError' | 'backgroundThread'>>;
 
 const GROUP_WRITES_MAX = 1024;
+/** A group stops growing past this many bytes, so one room check never admits much more. */
+const GROUP_BYTES_MAX = 1024 * 1024;
 
 /** A table job without what the engine fills in. */
 type JobRequest = Omit<FlushJob, 'fileNumbers' | 'directory' | 'blockSizeBytes'> | Omit<CompactionJob, 'fileNumbers' | 'directory' | 'blockSizeBytes'>;
@@ -309,7 +312,7 @@ export class EngineCore {
       if (batch.length === 0) throw invalidArgument('an empty batch');
       const items = batch.items.map((item) => ({ family: this.family(item.family), kind: item.kind, key: item.key, value: item.value }));
       return new Promise((resolve, reject) => {
-        this.queue.push({ items, tag: options.tag, include: options.include, lsnFirst: fixedLsn ?? 0, fixedLsn: fixedLsn !== undefined, resolve, reject });
+        this.queue.push({ items, sizeBytes: batch.sizeBytes, tag: options.tag, include: options.include, lsnFirst: fixedLsn ?? 0, fixedLsn: fixedLsn !== undefined, resolve, reject });
         this.kick();
       });
     } catch (error) {
@@ -329,7 +332,7 @@ export class EngineCore {
   /** The single writer loop: groups queued writes, logs them once, applies them in order. */
   private async drain(): Promise<void> {
     while (this.queue.length > 0) {
-      const group = this.queue.splice(0, GROUP_WRITES_MAX);
+      const group = this.takeGroup();
       try {
         await this.makeRoom();
         this.assignLsns(group);
@@ -342,6 +345,14 @@ export class EngineCore {
       }
       for (const write of group) write.resolve(write.lsnFirst);
     }
+  }
+
+  /** The next writes to log and apply together: at least one, bounded in count and bytes. */
+  private takeGroup(): PendingWrite[] {
+    let count = 0;
+    let bytes = 0;
+    while (count < this.queue.length && count < GROUP_WRITES_MAX && (count === 0 || bytes < GROUP_BYTES_MAX)) bytes += this.queue[count++]!.sizeBytes;
+    return this.queue.splice(0, count);
   }
 
   private assignLsns(group: PendingWrite[]): void {

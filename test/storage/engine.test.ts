@@ -87,3 +87,70 @@ t.test('an unknown family is a coded error', async (t) => {
   await t.rejects(engine.createFamily('x'), { code: StorageErrorCode.FAMILY_EXISTS });
   await engine.close();
 });
+
+t.test('a dropped family disappears with its tables, and its name can be reused empty', async (t) => {
+  const fs = new SimFileSystem();
+  const engine = await Engine.open({ directory: '/db', fileSystem: fs, memtableSizeBytes: 1024 });
+  await engine.createFamily('gone');
+  await engine.createFamily('kept');
+  for (let i = 0; i < 40; i++) await engine.write(new WriteBatch().put('gone', key(`k${i}`), Buffer.alloc(100, i)).put('kept', key(`k${i}`), key('v')));
+  await engine.flush();
+  const tablesBefore = fs.listAll().filter((path) => path.endsWith('.sst')).length;
+  await engine.dropFamily('gone');
+  t.same(engine.listFamilies(), ['kept']);
+  t.ok(fs.listAll().filter((path) => path.endsWith('.sst')).length < tablesBefore, 'its tables were deleted');
+  await t.rejects(engine.get('gone', key('k1')), { code: StorageErrorCode.FAMILY_NOT_FOUND });
+  await engine.createFamily('gone');
+  t.same(await collect(engine.iterator('gone')), [], 'a new family of that name starts empty');
+  await engine.close();
+  const reopened = await Engine.open({ directory: '/db', fileSystem: fs.image(1, 'drop-unsynced') });
+  t.same(reopened.listFamilies(), ['gone', 'kept']);
+  t.same(await collect(reopened.iterator('gone')), []);
+  t.equal((await collect(reopened.iterator('kept'))).length, 40);
+  await reopened.close();
+});
+
+t.test('getMany reads several families at one snapshot', async (t) => {
+  const engine = await Engine.open({ directory: t.testdir() });
+  await engine.createFamily('a');
+  await engine.createFamily('b');
+  await engine.write(new WriteBatch().put('a', key('x'), key('1')).put('b', key('y'), key('2')));
+  const snapshot = engine.snapshot();
+  await engine.write(new WriteBatch().put('a', key('x'), key('3')).delete('b', key('y')));
+  const at = await engine.getMany([{ family: 'a', key: key('x') }, { family: 'b', key: key('y') }, { family: 'b', key: key('z') }], { snapshot });
+  t.same(at.map((value) => value?.toString()), ['1', '2', undefined]);
+  const now = await engine.getMany([{ family: 'a', key: key('x') }, { family: 'b', key: key('y') }]);
+  t.same(now.map((value) => value?.toString()), ['3', undefined]);
+  snapshot.release();
+  await engine.close();
+});
+
+t.test('applyAt keeps each item at its original LSN and applies only what include accepts', async (t) => {
+  const engine = await Engine.open({ directory: t.testdir() });
+  await engine.createFamily('a');
+  await engine.createFamily('b');
+  const batch = new WriteBatch().put('a', key('k'), key('from-a')).put('b', key('k'), key('from-b'));
+  const seen: string[] = [];
+  await engine.applyAt(batch, 41, { tag: 7, include: (family, lsn) => (seen.push(`${family}@${lsn}`), family === 'b') });
+  t.same(seen, ['a@41', 'b@42']);
+  t.equal(await engine.get('a', key('k')), undefined, 'the item include refused is absent');
+  t.equal(String(await engine.get('b', key('k'))), 'from-b');
+  t.equal(engine.lastLsnAssigned, 42);
+  t.equal(await engine.write(new WriteBatch().put('a', key('n'), key('v'))), 43, 'new writes continue after it');
+  await engine.flush(['b']);
+  t.same(engine.flags().get('b'), { tag: 7, lsnFirst: 41, lsnLast: 42 });
+  await engine.close();
+});
+
+t.test('writes slow down and stop while L0 piles up, and all complete once compaction catches up', async (t) => {
+  const engine = await Engine.open({
+    directory: t.testdir(), memtableSizeBytes: 2048, l0CompactionTriggerFiles: 2, l0SlowdownTriggerFiles: 3, l0StopTriggerFiles: 4, level1SizeBytes: 16 * 1024,
+  });
+  await engine.createFamily('f');
+  for (let i = 0; i < 400; i++) await engine.write(new WriteBatch().put('f', key(`k${i % 150}`), Buffer.alloc(200, i)));
+  const stats = engine.stats();
+  t.ok(stats.slowdowns + stats.stallMs > 0, `${stats.slowdowns} slowdowns, ${stats.stallMs} ms stalled`);
+  t.ok(stats.families[0]!.levels[0]!.files < 4 + 2, 'L0 stayed near its stop trigger');
+  t.equal((await collect(engine.iterator('f'))).length, 150);
+  await engine.close();
+});
