@@ -3,13 +3,15 @@
 // Single-threaded: inserts and reads interleave only at awaits, so no locking is needed.
 
 import type { Entry } from '../entry.js';
-import { compareInternal, entryChargeBytes } from '../entry.js';
+import { compareKeys, entryChargeBytes } from '../entry.js';
 import type { InternalIterator } from '../iterator.js';
 
 const HEIGHT_MAX = 20;
 
 interface Node {
   readonly entry: Entry | null; // null only for the head sentinel
+  /** keyPrefix(entry.key): most comparisons end on this number, without a call into C++. */
+  readonly prefix: number;
   readonly next: (Node | null)[];
   prev: Node | null; // level-0 back link, for reverse iteration
 }
@@ -23,7 +25,7 @@ export interface MemtableFlag {
 }
 
 export class Memtable {
-  private readonly head: Node = { entry: null, next: new Array(HEIGHT_MAX).fill(null), prev: null };
+  private readonly head: Node = { entry: null, prefix: 0, next: new Array(HEIGHT_MAX).fill(null), prev: null };
   private tail: Node | null = null;
   private height = 1;
   private random = 0x2545f491;
@@ -41,7 +43,7 @@ export class Memtable {
       for (let level = this.height; level < height; level++) update[level] = this.head;
       this.height = height;
     }
-    const node: Node = { entry, next: new Array(height).fill(null), prev: update[0] === this.head ? null : update[0]! };
+    const node: Node = { entry, prefix: keyPrefix(entry.key), next: new Array(height).fill(null), prev: update[0] === this.head ? null : update[0]! };
     for (let level = 0; level < height; level++) {
       node.next[level] = update[level]!.next[level]!;
       update[level]!.next[level] = node;
@@ -85,11 +87,14 @@ export class Memtable {
   /** The nodes just before (key, lsn) in internal order at each level. */
   findPredecessors(key: Buffer, lsn: number): Node[] {
     const update = new Array<Node>(HEIGHT_MAX);
+    const prefix = keyPrefix(key);
     let node = this.head;
     for (let level = this.height - 1; level >= 0; level--) {
       for (;;) {
         const next = node.next[level];
-        if (!next || compareInternal(next.entry!.key, next.entry!.lsn, key, lsn) >= 0) break;
+        if (!next) break;
+        const order = next.prefix !== prefix ? next.prefix - prefix : compareSamePrefix(next.entry!, key, lsn);
+        if (order >= 0) break;
         node = next;
       }
       update[level] = node;
@@ -130,6 +135,23 @@ export class Memtable {
       height++;
     }
   }
+}
+
+/**
+ * The first six key bytes as a number (missing bytes count as zero). If two keys' prefixes
+ * differ, they order as their prefixes do; only equal prefixes need the full comparison.
+ */
+function compareSamePrefix(entry: Entry, key: Buffer, lsn: number): number {
+  const byKey = compareKeys(entry.key, key, PREFIX_BYTES);
+  return byKey !== 0 ? byKey : lsn - entry.lsn;
+}
+
+const PREFIX_BYTES = 6;
+
+function keyPrefix(key: Buffer): number {
+  let prefix = 0;
+  for (let i = 0; i < PREFIX_BYTES; i++) prefix = prefix * 256 + (i < key.length ? key[i]! : 0);
+  return prefix;
 }
 
 class ForwardIterator implements InternalIterator {
