@@ -4,7 +4,7 @@
 import * as path from 'node:path';
 import type { ColumnFamily, Version } from './column-family.js';
 import { EntryKind, type Entry } from './entry.js';
-import { EngineCore, type EngineOptions } from './engine.js';
+import { EngineCore, settingsOf, type EngineOptions } from './engine.js';
 import { invalidArgument } from './errors.js';
 import { RealFileSystem } from './file-system.js';
 import type { InternalIterator } from './iterator.js';
@@ -82,6 +82,7 @@ export class Engine extends EngineCore {
   private readonly snapshots = new Set<EngineSnapshot>();
 
   static async open(options: EngineOptions): Promise<Engine> {
+    settingsOf(options); // Rejects contradictory options before any file is touched.
     const fs = options.fileSystem ?? new RealFileSystem();
     if (!(await fs.exists(options.directory))) {
       await fs.mkdir(options.directory);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { BlockCache } from './cache.js';
 import { ColumnFamily, Version } from './column-family.js';
-import { pickCompaction, pickWholeLevel, PICKER_DEFAULTS, type CompactionPick, type PickerConfig } from './compaction/picker.js';
+import { pickCompaction, pickWholeLevel, type CompactionPick, type PickerConfig } from './compaction/picker.js';
 import { InlineRunner, WorkerRunner, workerAvailable, type JobRunner } from './compaction/job-runner.js';
 import { encodeEntries, type CompactionJob, type FlushJob } from './compaction/table-job.js';
 import { EngineWal, readWalFile, walName, WAL_NAME_PATTERN } from './wal/engine-wal.js';
@@ -98,7 +98,18 @@ const GROUP_BYTES_MAX = 1024 * 1024;
 /** A table job without what the engine fills in. */
 type JobRequest = Omit<FlushJob, 'fileNumbers' | 'directory' | 'blockSizeBytes'> | Omit<CompactionJob, 'fileNumbers' | 'directory' | 'blockSizeBytes'>;
 
-function settingsOf(options: EngineOptions): Settings {
+/** The options with their defaults; INVALID_ARGUMENT when they contradict each other. */
+export function settingsOf(options: EngineOptions): Settings {
+  const settings = defaultsOf(options);
+  const positive = ['memtableSizeBytes', 'blockSizeBytes', 'tableSizeBytesTarget', 'tableCacheFiles', 'level1SizeBytes', 'l0CompactionTriggerFiles', 'walSegmentSizeBytes', 'manifestSizeBytesMax'] as const;
+  for (const name of positive) if (!(settings[name] > 0)) throw invalidArgument(`${name} must be positive, got ${settings[name]}`);
+  if (!(settings.l0CompactionTriggerFiles <= settings.l0SlowdownTriggerFiles && settings.l0SlowdownTriggerFiles <= settings.l0StopTriggerFiles)) {
+    throw invalidArgument('L0 triggers must satisfy compaction <= slowdown <= stop');
+  }
+  return settings;
+}
+
+function defaultsOf(options: EngineOptions): Settings {
   return {
     directory: options.directory,
     wal: options.wal ?? false,
@@ -165,7 +176,6 @@ export class EngineCore {
     this.tables = new TableCache(fs, options.directory, this.blockCache, this.settings.tableCacheFiles);
     const threaded = options.backgroundThread ?? (options.fileSystem === undefined && workerAvailable());
     this.runner = threaded ? new WorkerRunner() : new InlineRunner(fs);
-    assert(this.picker.l0TriggerFiles >= PICKER_DEFAULTS.l0TriggerFiles || this.picker.l0TriggerFiles >= 1);
   }
 
   protected get directory(): string {

@@ -154,3 +154,11 @@ t.test('writes slow down and stop while L0 piles up, and all complete once compa
   t.equal((await collect(engine.iterator('f'))).length, 150);
   await engine.close();
 });
+
+t.test('contradictory options are refused before any file is written', async (t) => {
+  const directory = `${t.testdir()}/never`;
+  await t.rejects(Engine.open({ directory, l0CompactionTriggerFiles: 8, l0StopTriggerFiles: 4 }), { code: StorageErrorCode.INVALID_ARGUMENT });
+  await t.rejects(Engine.open({ directory, memtableSizeBytes: 0 }), { code: StorageErrorCode.INVALID_ARGUMENT, message: /memtableSizeBytes/ });
+  const { existsSync } = await import('node:fs');
+  t.notOk(existsSync(directory));
+});
