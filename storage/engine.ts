@@ -160,6 +160,7 @@ export class EngineCore {
   protected readonly liveVersions = new Set<Version>();
   private readonly pendingDeletes = new Set<number>();
   private readonly pendingOutputs = new Set<number>();
+  private deleting: Promise<void> = Promise.resolve();
   protected readonly counters = {
     bytesUser: 0, bytesWal: 0, bytesFlush: 0, bytesCompaction: 0,
     flushes: 0, compactions: 0, trivialMoves: 0, stallMs: 0, slowdowns: 0,
@@ -644,12 +645,18 @@ export class EngineCore {
     this.releaseVersion(previous);
   }
 
-  private async deleteObsoleteFiles(): Promise<void> {
+  /** Deletes tables no live version references; deletions run one after another. */
+  private deleteObsoleteFiles(): Promise<void> {
+    const run = this.deleting.then(() => this.deleteObsoleteNow());
+    this.deleting = run.catch(() => undefined);
+    return run;
+  }
+
+  private async deleteObsoleteNow(): Promise<void> {
     const live = new Set<number>();
     for (const version of this.liveVersions) for (const files of version.levels) for (const file of files) live.add(file.number);
     const doomed = [...this.pendingDeletes].filter((number) => !live.has(number) && !this.pendingOutputs.has(number));
     if (doomed.length === 0) return;
-    // Claim them all before the first await: a concurrent call must not pick the same ones.
     for (const number of doomed) this.pendingDeletes.delete(number);
     for (const number of doomed) {
       this.tables.evict(number);
@@ -719,6 +726,7 @@ export class EngineCore {
   protected async quiesce(): Promise<void> {
     while (this.draining) await this.draining;
     while (this.flushing || this.compacting) await this.progress();
+    await this.deleting; // A deletion still running after close would race the next open.
   }
 
   protected async closeFiles(): Promise<void> {

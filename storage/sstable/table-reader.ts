@@ -96,24 +96,57 @@ export class TableReader {
     return this.index.entries;
   }
 
-  /** The entries of data block `blockIndex`, from the cache or from disk. */
-  readDataBlock(blockIndex: number): Promise<Entry[]> {
+  /**
+   * The entries of data block `blockIndex`, from the cache or from disk. With `readaheadBytes`,
+   * a miss reads the run of blocks around it in the walk's direction (up to that many bytes) in
+   * one call and caches them all: a scan then costs one read per run, not one per block.
+   */
+  readDataBlock(blockIndex: number, readaheadBytes = 0, reverse = false): Promise<Entry[]> {
     const handle = this.index.handles[blockIndex]!;
     const cached = this.cache.get(this.fileNumber, handle.offset);
     if (cached !== undefined) return Promise.resolve(cached);
     let pending = this.loading.get(handle.offset);
     if (pending === undefined) {
-      pending = this.loadDataBlock(blockIndex).finally(() => this.loading.delete(handle.offset));
+      const [first, last] = this.runAround(blockIndex, readaheadBytes, reverse);
+      pending = this.loadDataBlocks(first, last, blockIndex).finally(() => this.loading.delete(handle.offset));
       this.loading.set(handle.offset, pending);
     }
     return pending;
   }
 
-  private async loadDataBlock(blockIndex: number): Promise<Entry[]> {
+  /** The blocks to read with `blockIndex`: consecutive, within `bytes`, in the walk's direction. */
+  private runAround(blockIndex: number, bytes: number, reverse: boolean): [number, number] {
+    const handles = this.index.handles;
+    const spanBytes = (a: number, b: number): number => handles[b]!.offset + handles[b]!.size + BLOCK_TRAILER_SIZE_BYTES - handles[a]!.offset;
+    let first = blockIndex;
+    let last = blockIndex;
+    if (reverse) while (first > 0 && spanBytes(first - 1, last) <= bytes) first--;
+    else while (last + 1 < handles.length && spanBytes(first, last + 1) <= bytes) last++;
+    return [first, last];
+  }
+
+  private async loadDataBlocks(first: number, last: number, wanted: number): Promise<Entry[]> {
     assert(!this.closed, 'TableReader used after close');
+    const handles = this.index.handles;
+    const start = handles[first]!.offset;
+    const end = handles[last]!.offset + handles[last]!.size + BLOCK_TRAILER_SIZE_BYTES;
+    const bytes = await this.file.read(start, end - start);
+    let result: Entry[] | undefined;
+    for (let blockIndex = first; blockIndex <= last; blockIndex++) {
+      const handle = handles[blockIndex]!;
+      if (blockIndex !== wanted && this.cache.get(this.fileNumber, handle.offset) !== undefined) continue;
+      const raw = bytes.subarray(handle.offset - start, handle.offset - start + handle.size + BLOCK_TRAILER_SIZE_BYTES);
+      const entries = this.decodeDataBlock(blockIndex, raw);
+      if (blockIndex === wanted) result = entries;
+    }
+    return result!;
+  }
+
+  /** Checks and decodes one data block's bytes, and caches its entries. */
+  private decodeDataBlock(blockIndex: number, raw: Buffer): Entry[] {
     const handle = this.index.handles[blockIndex]!;
     const what = `table ${this.fileNumber} data block at offset ${handle.offset}`;
-    const entries = decodeBlock(await readBlock(this.file, handle, what), what);
+    const entries = decodeBlock(checkBlock(raw, handle.size, what), what);
     // The index names the block's last entry; a block that disagrees is not the one indexed.
     const last = entries[entries.length - 1];
     const indexed = this.index.entries[blockIndex]!;
@@ -173,6 +206,9 @@ function decodeIndex(data: Buffer, footer: Footer, what: string): TableIndex {
 const NO_ENTRIES: Entry[] = [];
 
 /** Walks a table's entries in one direction, one decoded block at a time. */
+/** Bytes an iterator reads at once when it walks past the cache (flushes and compactions too). */
+const ITERATOR_READAHEAD_BYTES = 256 * 1024;
+
 class TableIterator implements InternalIterator {
   private entries: Entry[] = NO_ENTRIES;
   private blockIndex = -1;
@@ -237,7 +273,7 @@ class TableIterator implements InternalIterator {
     this.entries = NO_ENTRIES;
     this.position = -1;
     if (blockIndex < 0 || blockIndex >= this.table.blockCount) return false;
-    const entries = await this.table.readDataBlock(blockIndex);
+    const entries = await this.table.readDataBlock(blockIndex, ITERATOR_READAHEAD_BYTES, this.reverse);
     if (this.closed) return false;
     this.entries = entries;
     this.blockIndex = blockIndex;
