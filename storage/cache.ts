@@ -9,14 +9,24 @@ export interface LruCacheOptions<K, V> {
   onEvict?: (key: K, value: V) => void;
 }
 
-interface Slot<V> {
+interface Slot<K, V> {
+  readonly key: K;
   readonly value: V;
   readonly charge: number;
+  /** Toward the least recently used end. */
+  older: Slot<K, V> | undefined;
+  newer: Slot<K, V> | undefined;
 }
 
-/** A Map keeps insertion order, so re-inserting on every hit makes its first key the LRU one. */
+/**
+ * A map plus a doubly linked recency list: every operation is O(1). (A Map alone, re-inserting
+ * on each hit, is not: V8 leaves deleted entries as holes that iteration from the oldest end
+ * must skip, and eviction measured at a fifth of the time of random reads.)
+ */
 export class LruCache<K, V> {
-  private readonly slots = new Map<K, Slot<V>>();
+  private readonly slots = new Map<K, Slot<K, V>>();
+  private oldest: Slot<K, V> | undefined;
+  private newest: Slot<K, V> | undefined;
   private usageTotal = 0;
   private readonly onEvict: ((key: K, value: V) => void) | undefined;
 
@@ -40,8 +50,8 @@ export class LruCache<K, V> {
   get(key: K): V | undefined {
     const slot = this.slots.get(key);
     if (slot === undefined) return undefined;
-    this.slots.delete(key);
-    this.slots.set(key, slot);
+    this.unlink(slot);
+    this.append(slot);
     return slot.value;
   }
 
@@ -57,37 +67,49 @@ export class LruCache<K, V> {
       this.onEvict?.(key, value);
       return;
     }
-    this.slots.set(key, { value, charge });
+    const slot: Slot<K, V> = { key, value, charge, older: undefined, newer: undefined };
+    this.slots.set(key, slot);
+    this.append(slot);
     this.usageTotal += charge;
-    while (this.usageTotal > this.capacity) this.evictOldest();
+    while (this.usageTotal > this.capacity) this.remove(this.oldest!);
   }
 
   delete(key: K): boolean {
     const slot = this.slots.get(key);
     if (slot === undefined) return false;
-    this.remove(key, slot);
+    this.remove(slot);
     return true;
   }
 
   clear(): void {
-    for (const [key, slot] of this.slots) this.remove(key, slot);
+    while (this.oldest) this.remove(this.oldest);
   }
 
   /** Keys from least to most recently used. */
-  keys(): IterableIterator<K> {
-    return this.slots.keys();
+  *keys(): IterableIterator<K> {
+    for (let slot = this.oldest; slot; slot = slot.newer) yield slot.key;
   }
 
-  private evictOldest(): void {
-    const oldest = this.slots.entries().next();
-    assert(!oldest.done, 'usage is positive only while entries remain');
-    this.remove(oldest.value[0], oldest.value[1]);
+  private append(slot: Slot<K, V>): void {
+    slot.older = this.newest;
+    slot.newer = undefined;
+    if (this.newest) this.newest.newer = slot;
+    else this.oldest = slot;
+    this.newest = slot;
   }
 
-  private remove(key: K, slot: Slot<V>): void {
-    this.slots.delete(key);
+  private unlink(slot: Slot<K, V>): void {
+    if (slot.older) slot.older.newer = slot.newer;
+    else this.oldest = slot.newer;
+    if (slot.newer) slot.newer.older = slot.older;
+    else this.newest = slot.older;
+  }
+
+  private remove(slot: Slot<K, V>): void {
+    this.slots.delete(slot.key);
+    this.unlink(slot);
     this.usageTotal -= slot.charge;
-    this.onEvict?.(key, slot.value);
+    this.onEvict?.(slot.key, slot.value);
   }
 }
 

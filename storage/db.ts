@@ -186,6 +186,7 @@ export class Engine extends EngineCore {
     this.checkOpen();
     if (options.limit !== undefined && (!Number.isSafeInteger(options.limit) || options.limit < 0)) throw invalidArgument(`bad limit ${options.limit}`);
     const cf = this.family(family);
+    const bounds = boundsOf(options); // Before acquiring anything: it may refuse the options.
     const reverse = options.reverse ?? false;
     const version = this.acquireVersion(cf);
     const children: InternalIterator[] = cf.memtablesNewestFirst().map((memtable) => memtable.iterator({ reverse }));
@@ -194,7 +195,7 @@ export class Engine extends EngineCore {
       if (version.levels[level]!.length > 0) children.push(new LevelIterator(version.levels[level]!, this.tables, reverse));
     }
     const lsn = options.snapshot?.lsn ?? this.visibleLsn;
-    return new EngineIterator(new MergingIterator(children, reverse), boundsOf(options), lsn, options.limit, () => this.releaseVersion(version));
+    return new EngineIterator(new MergingIterator(children, reverse), bounds, lsn, options.limit, () => this.releaseVersion(version));
   }
 
   // ---- stats and close ----
@@ -269,6 +270,8 @@ interface Bounds {
 }
 
 function boundsOf(options: IteratorOptions): Bounds {
+  if (options.gt !== undefined && options.gte !== undefined) throw invalidArgument('an iterator takes gt or gte, not both');
+  if (options.lt !== undefined && options.lte !== undefined) throw invalidArgument('an iterator takes lt or lte, not both');
   let lower = options.gte ?? options.gt;
   let lowerExclusive = options.gte === undefined && options.gt !== undefined;
   let upper = options.lte ?? options.lt;

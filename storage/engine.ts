@@ -547,8 +547,12 @@ export class EngineCore {
     await this.wal?.deleteObsolete(this.lsnUnpersistedMin());
   }
 
+  /**
+   * The smallest LSN not yet in any table. NB: from visibleLsn, not lastLsn: a group that is
+   * logged but not yet applied is in no memtable, and its WAL file must not be deleted.
+   */
   private lsnUnpersistedMin(): number {
-    let min = this.lastLsn + 1;
+    let min = this.visibleLsn + 1;
     for (const family of this.families.values()) min = Math.min(min, family.lsnUnpersistedMin);
     return min;
   }

@@ -38,9 +38,9 @@ export class TableCache {
     } else {
       slot = { reader: this.open(number), users: 0, evicted: false };
       this.slots.set(number, slot);
-      this.trim();
     }
     slot.users++;
+    this.trim(); // After counting this user: the slot just opened must not be the one evicted.
     const owned = slot;
     let reader: TableReader;
     try {

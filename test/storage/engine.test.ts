@@ -162,3 +162,11 @@ t.test('contradictory options are refused before any file is written', async (t)
   const { existsSync } = await import('node:fs');
   t.notOk(existsSync(directory));
 });
+
+t.test('an iterator given two lower or two upper bounds is refused', async (t) => {
+  const engine = await Engine.open({ directory: t.testdir() });
+  await engine.createFamily('f');
+  t.throws(() => engine.iterator('f', { gt: key('a'), gte: key('b') }), { code: StorageErrorCode.INVALID_ARGUMENT });
+  t.throws(() => engine.iterator('f', { lt: key('a'), lte: key('b') }), { code: StorageErrorCode.INVALID_ARGUMENT });
+  await engine.close();
+});
