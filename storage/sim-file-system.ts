@@ -68,8 +68,11 @@ function faultError(kind: FaultKind, what: string): StorageError {
 
 type Random = () => number;
 
-/** mulberry32: small, fast and good enough to pick crash damage reproducibly from a seed. */
-function mulberry32(seed: number): Random {
+/**
+ * mulberry32: small, fast and good enough to pick crash damage reproducibly from a seed. The
+ * tests' seeded workloads use it too.
+ */
+export function mulberry32(seed: number): Random {
   let state = seed >>> 0;
   return () => {
     state = (state + 0x6d2b79f5) >>> 0;

@@ -18,17 +18,8 @@ export interface BatchRecord {
 
 export type Contents = Map<string, Map<string, string>>;
 
-/** A seeded PRNG (mulberry32): the same seed, the same workload. */
-export function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let x = state;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded PRNG: the same seed, the same workload. */
+export { mulberry32 as random } from '../../storage/sim-file-system.js';
 
 function applyItem(contents: Contents, item: BatchItem): void {
   let map = contents.get(item.family);

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import * as path from 'node:path';
 import t from 'tap';
+import { mulberry32 } from '../../storage/sim-file-system.js';
 import { StorageError, StorageErrorCode } from '../../storage/errors.js';
 import { RealFileSystem, type File } from '../../storage/file-system.js';
 import { LOG_RECORD_SIZE_BYTES_MAX } from '../../storage/limits.js';
@@ -356,16 +357,6 @@ t.test('the record scan agrees with a brute-force check of every offset', async 
   t.pass('150 random images agree');
 });
 
-function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let z = state;
-    z = Math.imul(z ^ (z >>> 15), z | 1);
-    z ^= z + Math.imul(z ^ (z >>> 7), z | 61);
-    return ((z ^ (z >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
 
 /** Valid records (of log 30 and of log 31), random bytes, and sparse small bytes that make plausible lengths. */
 function randomLogImage(random: () => number): Buffer {
