@@ -76,7 +76,7 @@ export class Memtable {
   }
 
   iterator(options: { reverse?: boolean } = {}): InternalIterator {
-    return options.reverse ? new ReverseIterator(this) : new ForwardIterator(this);
+    return new MemtableIterator(this, options.reverse ?? false);
   }
 
   /** Every entry in internal order (for flush). */
@@ -154,11 +154,15 @@ function keyPrefix(key: Buffer): number {
   return prefix;
 }
 
-class ForwardIterator implements InternalIterator {
+/** Walks level 0 of the skip list: forward by `next` links, in reverse by `prev` links. */
+class MemtableIterator implements InternalIterator {
   private node: Node | null = null;
-  constructor(private readonly table: Memtable) {}
+  constructor(
+    private readonly table: Memtable,
+    private readonly reverse: boolean,
+  ) {}
   async seek(key?: Buffer): Promise<void> {
-    this.node = this.table.firstAtOrAfter(key);
+    this.node = this.reverse ? this.table.lastAtOrBefore(key) : this.table.firstAtOrAfter(key);
   }
   valid(): boolean {
     return this.node !== null;
@@ -167,27 +171,7 @@ class ForwardIterator implements InternalIterator {
     return this.node!.entry!;
   }
   async next(): Promise<void> {
-    this.node = this.node!.next[0]!;
-  }
-  close(): void {
-    this.node = null;
-  }
-}
-
-class ReverseIterator implements InternalIterator {
-  private node: Node | null = null;
-  constructor(private readonly table: Memtable) {}
-  async seek(key?: Buffer): Promise<void> {
-    this.node = this.table.lastAtOrBefore(key);
-  }
-  valid(): boolean {
-    return this.node !== null;
-  }
-  entry(): Entry {
-    return this.node!.entry!;
-  }
-  async next(): Promise<void> {
-    this.node = this.node!.prev;
+    this.node = this.reverse ? this.node!.prev : this.node!.next[0]!;
   }
   close(): void {
     this.node = null;
