@@ -80,6 +80,7 @@ class EngineSnapshot implements Snapshot {
 
 export class Engine extends EngineCore {
   private readonly snapshots = new Set<EngineSnapshot>();
+  private unlock: () => Promise<void> = async () => undefined;
 
   static async open(options: EngineOptions): Promise<Engine> {
     settingsOf(options); // Rejects contradictory options before any file is touched.
@@ -88,15 +89,19 @@ export class Engine extends EngineCore {
       await fs.mkdir(options.directory);
       await fs.syncDirectory(path.dirname(path.resolve(options.directory)));
     }
-    const { manifest, names } = await EngineCore.openManifest(fs, options);
-    const engine = new Engine(fs, options, manifest);
+    const unlock = (await fs.lockDirectory?.(options.directory)) ?? (async () => undefined);
+    let engine: Engine | undefined;
     try {
+      const { manifest, names } = await EngineCore.openManifest(fs, options);
+      engine = new Engine(fs, options, manifest);
+      engine.unlock = unlock;
       await engine.recover(names);
+      return engine;
     } catch (error) {
-      await engine.closeFiles().catch(() => undefined);
+      await engine?.closeFiles().catch(() => undefined);
+      await unlock();
       throw error;
     }
-    return engine;
   }
 
   /** What the last open found and repaired: a dropped torn manifest tail, WAL records replayed. */
@@ -227,7 +232,11 @@ export class Engine extends EngineCore {
     if (this.closed) return;
     await this.quiesce();
     this.closed = true;
-    await this.closeFiles();
+    try {
+      await this.closeFiles();
+    } finally {
+      await this.unlock();
+    }
   }
 
   private checkOpen(): void {

@@ -20,6 +20,8 @@ export const StorageErrorCode = {
   INVALID_ARGUMENT: 'DOCKET_ERR_STORAGE_INVALID_ARGUMENT',
   /** The on-disk format version is newer than this code understands. */
   UNSUPPORTED_VERSION: 'DOCKET_ERR_STORAGE_UNSUPPORTED_VERSION',
+  /** Another engine (in this process or a live other one) has the directory open. */
+  LOCKED: 'DOCKET_ERR_STORAGE_LOCKED',
 } as const;
 
 export type StorageErrorCode = (typeof StorageErrorCode)[keyof typeof StorageErrorCode];

@@ -5,7 +5,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
-import { fromSystemError } from './errors.js';
+import { fromSystemError, StorageError, StorageErrorCode } from './errors.js';
 
 /** An open file. Writes are positional or appends; `sync` is fdatasync. */
 export interface File {
@@ -48,6 +48,11 @@ export interface FileSystem {
   unlink(filePath: string): Promise<void>;
   /** Makes creates, renames and unlinks in `directory` durable (fsync of the directory). */
   syncDirectory(directory: string): Promise<void>;
+  /**
+   * Takes the directory for one engine: LOCKED if another holds it. Resolves with the release.
+   * Optional: the simulated file system has no other processes to keep out.
+   */
+  lockDirectory?(directory: string): Promise<() => Promise<void>>;
 }
 
 class RealFile implements File {
@@ -187,6 +192,28 @@ export class RealFileSystem implements FileSystem {
     }
   }
 
+  /**
+   * A LOCK file holding the owner's process id. One left by a process that is gone is stale and
+   * taken over (node has no flock; two processes taking over one stale lock at the same instant
+   * is the case this does not cover).
+   */
+  async lockDirectory(directory: string): Promise<() => Promise<void>> {
+    const resolved = path.resolve(directory);
+    const lockPath = path.join(resolved, 'LOCK');
+    if (lockedHere.has(resolved)) throw locked(`${resolved} is already open in this process`);
+    lockedHere.add(resolved);
+    try {
+      await writeLock(lockPath);
+    } catch (error) {
+      lockedHere.delete(resolved);
+      throw error;
+    }
+    return async () => {
+      lockedHere.delete(resolved);
+      await fs.promises.unlink(lockPath).catch(() => undefined);
+    };
+  }
+
   async syncDirectory(directory: string): Promise<void> {
     let handle: fs.promises.FileHandle | undefined;
     try {
@@ -200,3 +227,35 @@ export class RealFileSystem implements FileSystem {
   }
 }
 
+
+/** Directories this process holds: a second engine on one of them is refused. */
+const lockedHere = new Set<string>();
+
+function locked(message: string): StorageError {
+  return new StorageError(StorageErrorCode.LOCKED, message);
+}
+
+async function writeLock(lockPath: string): Promise<void> {
+  try {
+    await fs.promises.writeFile(lockPath, `${process.pid}\n`, { flag: 'wx' });
+    return;
+  } catch (error) {
+    if ((error as { code?: string }).code !== 'EEXIST') throw fromSystemError(error, `lock ${lockPath}`);
+  }
+  const owner = Number((await fs.promises.readFile(lockPath, 'utf8').catch(() => '')).trim());
+  if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && processAlive(owner)) {
+    throw locked(`${path.dirname(lockPath)} is in use by process ${owner}`);
+  }
+  await fs.promises.writeFile(lockPath, `${process.pid}\n`).catch((error: unknown) => {
+    throw fromSystemError(error, `lock ${lockPath}`);
+  });
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as { code?: string }).code === 'EPERM'; // Alive, but not ours to signal.
+  }
+}

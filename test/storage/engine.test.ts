@@ -170,3 +170,18 @@ t.test('an iterator given two lower or two upper bounds is refused', async (t) =
   t.throws(() => engine.iterator('f', { lt: key('a'), lte: key('b') }), { code: StorageErrorCode.INVALID_ARGUMENT });
   await engine.close();
 });
+
+t.test('a directory holds one engine at a time; a lock left by a dead process is taken over', async (t) => {
+  const directory = t.testdir();
+  const engine = await Engine.open({ directory });
+  await t.rejects(Engine.open({ directory }), { code: StorageErrorCode.LOCKED });
+  await engine.close();
+  const again = await Engine.open({ directory });
+  await again.close();
+  const { writeFileSync } = await import('node:fs');
+  writeFileSync(`${directory}/LOCK`, '999999999\n'); // No such process.
+  const afterStale = await Engine.open({ directory });
+  await afterStale.close();
+  writeFileSync(`${directory}/LOCK`, '1\n'); // init: alive, and not this process.
+  await t.rejects(Engine.open({ directory }), { code: StorageErrorCode.LOCKED, message: /process 1/ });
+});
