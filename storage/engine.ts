@@ -381,9 +381,7 @@ export class EngineCore {
     }));
     const wal = this.wal!;
     try {
-      const before = wal.bytesWritten;
-      await wal.append(batches);
-      this.counters.bytesWal += wal.bytesWritten - before;
+      this.counters.bytesWal += await wal.append(batches);
       if (wal.needsRotation) await wal.start(this.manifest.newFileNumber());
     } catch (error) {
       this.fail(error);
@@ -738,9 +736,5 @@ export class EngineCore {
     await this.wal?.close();
     await this.manifest.close().catch(() => undefined);
     await this.tables.close();
-  }
-
-  protected get walBytes(): number {
-    return this.counters.bytesWal;
   }
 }

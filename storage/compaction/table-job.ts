@@ -10,7 +10,7 @@ import type { InternalIterator } from '../iterator.js';
 import type { FileMeta } from '../manifest/version-edit.js';
 import { LevelIterator, MergingIterator } from '../merging-iterator.js';
 import { TableCache } from '../table-cache.js';
-import { ByteWriter, readFixed64 } from '../util/coding.js';
+import { ByteReader, ByteWriter } from '../util/coding.js';
 import { compactionFilter, dedupeFilter, writeTables, type TableWriterOptions } from './table-writer.js';
 
 interface JobBase {
@@ -45,8 +45,6 @@ export interface CompactionJob extends JobBase {
 
 export type TableJob = FlushJob | CompactionJob;
 
-const ENTRY_OVERHEAD_BYTES = 8 + 1 + 2 * 5;
-
 /**
  * One buffer holding `entries`, for a transfer to the worker without copying each. Its memory
  * is unpooled: transferring a slice of Node's shared pool would detach every Buffer in it.
@@ -61,32 +59,15 @@ export function encodeEntries(entries: Iterable<Entry>, sizeBytesHint: number): 
 
 export function decodeEntries(bytes: Uint8Array): Entry[] {
   const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const reader = new ByteReader(data, 0, data.length, 'flush job entries');
   const entries: Entry[] = [];
-  let offset = 0;
-  const varint = (): number => {
-    let result = 0;
-    let scale = 1;
-    for (;;) {
-      const b = data[offset++]!;
-      result += (b & 0x7f) * scale;
-      if (b < 0x80) return result;
-      scale *= 0x80;
-    }
-  };
-  while (offset < data.length) {
-    const keyLength = varint();
-    const key = data.subarray(offset, (offset += keyLength));
-    const lsn = readFixed64(data, offset);
-    const kind = data[offset + 8] as EntryKind;
-    offset += 9;
-    const valueLength = varint();
-    entries.push({ key, lsn, kind, value: data.subarray(offset, (offset += valueLength)) });
+  while (reader.remaining > 0) {
+    const key = reader.slice();
+    const lsn = reader.fixed64();
+    const kind = reader.byte() as EntryKind;
+    entries.push({ key, lsn, kind, value: reader.slice() });
   }
   return entries;
-}
-
-export function entryOverheadBytes(count: number): number {
-  return count * ENTRY_OVERHEAD_BYTES;
 }
 
 /** Entries already in memory, in order. */
@@ -124,7 +105,6 @@ export async function runTableJob(fs: FileSystem, job: TableJob): Promise<FileMe
     fs,
     directory: job.directory,
     newFileNumber: () => job.fileNumbers[Math.min(used++, job.fileNumbers.length - 1)]!,
-    onCreate: () => undefined,
     // Once the allocated numbers run out, the last table takes the rest rather than reuse one.
     get targetSizeBytes() {
       return used >= job.fileNumbers.length ? Number.POSITIVE_INFINITY : targetSizeBytes;

@@ -13,9 +13,8 @@ import { tableName } from '../table-cache.js';
 export interface TableWriterOptions {
   readonly fs: FileSystem;
   readonly directory: string;
+  /** Numbers the engine reserved (in pendingOutputs), so no output is taken for an orphan. */
   readonly newFileNumber: () => number;
-  /** Called before a table file is created, so the file is never taken for an orphan. */
-  readonly onCreate: (number: number) => void;
   readonly targetSizeBytes: number;
   readonly blockSizeBytes: number;
 }
@@ -64,7 +63,6 @@ class OpenTable {
 
   static async create(options: TableWriterOptions): Promise<OpenTable> {
     const number = options.newFileNumber();
-    options.onCreate(number);
     const file = await options.fs.open(path.join(options.directory, tableName(number)), 'create');
     return new OpenTable(number, file, new TableBuilder(file, { blockSizeBytes: options.blockSizeBytes }));
   }

@@ -23,7 +23,6 @@ export class EngineWal {
   /** Files before the current one, oldest first. */
   private readonly older: WalFile[] = [];
   private readonly encoder = new ByteWriter(64 * 1024);
-  bytesWritten = 0;
 
   constructor(
     private readonly fs: FileSystem,
@@ -45,8 +44,8 @@ export class EngineWal {
     this.current = { number, lsnMax: 0 };
   }
 
-  /** One record per batch, one write, one sync. */
-  async append(batches: LoggedBatch[]): Promise<void> {
+  /** One record per batch, one write, one sync. Resolves with the bytes written. */
+  async append(batches: LoggedBatch[]): Promise<number> {
     const payloads = batches.map((batch) => {
       this.encoder.reset();
       encodeLoggedBatch(this.encoder, batch);
@@ -55,9 +54,9 @@ export class EngineWal {
     const before = this.writer!.position;
     await this.writer!.addMany(payloads);
     await this.writer!.sync();
-    this.bytesWritten += this.writer!.position - before;
     const last = batches[batches.length - 1]!;
     this.current!.lsnMax = Math.max(this.current!.lsnMax, last.lsnFirst + last.items.length - 1);
+    return this.writer!.position - before;
   }
 
   get needsRotation(): boolean {
