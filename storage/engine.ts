@@ -128,6 +128,17 @@ function defaultsOf(options: EngineOptions): Settings {
   };
 }
 
+/**
+ * Stands for a family dropped before recovery replays a batch that wrote to it. It is marked
+ * dropped, so its items are skipped, and its id is never a real one, so a WAL replay skips them too.
+ */
+const GONE = ((): ColumnFamily => {
+  const id = Number.MAX_SAFE_INTEGER;
+  const family = new ColumnFamily(id, '', { id, name: '', levels: [], flag: undefined, persistedLsn: 0 });
+  family.dropped = true;
+  return family;
+})();
+
 /** Numbers of files in the directory named like ours, for the orphan floor. */
 function fileNumberOf(name: string): number | undefined {
   const match = /^(?:MANIFEST-)?(\d+)(?:\.(?:sst|wal|dbtmp))?$/.exec(name);
@@ -276,14 +287,25 @@ export class EngineCore {
     return [...this.families.keys()].sort();
   }
 
-  async createFamily(name: string): Promise<void> {
+  /**
+   * Creates an empty family. `flag`, if given, is installed with it in the same manifest edit:
+   * the caller's log position the new family starts from, so that recovery never looks for its
+   * items before that point. REQUIRES: the caller's log is durable through `flag.tag`.
+   */
+  async createFamily(name: string, options: { flag?: FlushFlag } = {}): Promise<void> {
     this.checkWritable();
     const bytes = Buffer.byteLength(name, 'utf8');
     if (bytes === 0 || bytes > limits.FAMILY_NAME_BYTES_MAX) throw invalidArgument(`column family name must be 1..${limits.FAMILY_NAME_BYTES_MAX} bytes`);
     if (this.families.has(name)) throw new StorageError(StorageErrorCode.FAMILY_EXISTS, `column family ${JSON.stringify(name)} exists`);
     if (this.families.size >= limits.FAMILIES_MAX) throw invalidArgument(`at most ${limits.FAMILIES_MAX} column families`);
     const id = this.manifest.state.nextFamilyId;
-    await this.logEdit({ addedFamilies: [{ id, name }], nextFamilyId: id + 1 });
+    const flag = options.flag;
+    if (flag) assert(flag.lsnFirst >= 1 && flag.lsnLast >= flag.lsnFirst - 1, `bad initial flag ${JSON.stringify(flag)}`);
+    await this.logEdit({
+      addedFamilies: [{ id, name }],
+      nextFamilyId: id + 1,
+      ...(flag ? { flags: [{ familyId: id, flag }], persistedLsns: [{ familyId: id, lsn: flag.lsnLast }] } : {}),
+    });
     this.addFamily(new ColumnFamily(id, name, this.manifest.state.family(id)));
   }
 
@@ -321,7 +343,9 @@ export class EngineCore {
       this.checkWritable();
       if (options.tag !== undefined && (!Number.isSafeInteger(options.tag) || options.tag < 0)) throw invalidArgument(`bad tag ${options.tag}`);
       if (batch.length === 0) throw invalidArgument('an empty batch');
-      const items = batch.items.map((item) => ({ family: this.family(item.family), kind: item.kind, key: item.key, value: item.value }));
+      // Recovery replays batches written before a family was dropped: their items there are skipped.
+      const resolve = (name: string): ColumnFamily => (fixedLsn !== undefined ? this.families.get(name) ?? GONE : this.family(name));
+      const items = batch.items.map((item) => ({ family: resolve(item.family), kind: item.kind, key: item.key, value: item.value }));
       return new Promise((resolve, reject) => {
         this.queue.push({ items, sizeBytes: batch.sizeBytes, tag: options.tag, include: options.include, lsnFirst: fixedLsn ?? 0, fixedLsn: fixedLsn !== undefined, resolve, reject });
         this.kick();

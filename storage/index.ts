@@ -7,3 +7,7 @@ export { RealFileSystem, type File, type FileSystem, type OpenMode } from './fil
 export type { FlushFlag } from './manifest/version-edit.js';
 export { WriteBatch } from './write-batch.js';
 export * as limits from './limits.js';
+// The record framing, for the document layer's binlog (see storage/log/FORMAT.md).
+export { LogReader, type LogEndStatus, type LogReaderOptions, type LogRecord } from './log/log-reader.js';
+export { LogWriter, type LogWriterOptions } from './log/log-writer.js';
+export { ByteReader, ByteWriter } from './util/coding.js';

@@ -1,0 +1,147 @@
+// The catalog: every live collection, its definition, and which number and column family each
+// of its top-level fields has. It lives in the engine's "catalog" family (keys.ts), changes only
+// through transactions (so replay rebuilds it), and is held in memory for the commit pipeline.
+
+import { createRequire } from 'node:module';
+import type { ValidateFunction } from 'ajv';
+import type { Engine } from '../storage/index.js';
+import { DocketError, DocketErrorCode } from './errors.js';
+import { ByteReader } from '../storage/index.js';
+import { CATALOG_FAMILY, COLLECTION_KEY_PREFIX, FIELD_ASSIGNMENT_KEY_PREFIX, FIRST_FIELD_FAMILY_NUMBER, META_FAMILY_NUMBER, OVERFLOW_FAMILY_NUMBER, parseFieldAssignmentKey } from './documents/keys.js';
+import type { FieldAssignment } from './documents/record.js';
+import * as limits from './limits.js';
+
+// ajv is CommonJS; createRequire gives its constructor without default-import guesswork.
+const Ajv2020 = createRequire(import.meta.url)('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js').default;
+const ajv = new Ajv2020({ strict: false, allErrors: false });
+
+/** What a client gives when creating a collection. */
+export interface CollectionOptions {
+  /** A JSON Schema (2020-12) every document must satisfy. */
+  readonly schema?: Record<string, unknown>;
+  /** Field name → column label: fields with one label share one column family. */
+  readonly columns?: Record<string, string>;
+  /** Field families before fields share the overflow family. */
+  readonly fieldFamiliesMax?: number;
+}
+
+export interface CollectionDefinition extends CollectionOptions {
+  readonly id: number;
+  readonly name: string;
+  readonly fieldFamiliesMax: number;
+}
+
+export interface FieldInfo {
+  readonly name: string;
+  readonly fieldNumber: number;
+  readonly familyNumber: number;
+}
+
+const SCHEMA_SIZE_BYTES_MAX = 64 * 1024;
+
+export class Collection {
+  readonly fields = new Map<string, FieldInfo>();
+  readonly fieldsByNumber = new Map<number, FieldInfo>();
+  private readonly labelFamilies = new Map<string, number>();
+  private nextFieldNumber = 1;
+  private nextFamilyNumber = FIRST_FIELD_FAMILY_NUMBER;
+  readonly validate: ValidateFunction | undefined;
+  /** Set when a drop is sequenced: later plans against this object are refused. */
+  dropped = false;
+
+  constructor(readonly definition: CollectionDefinition) {
+    this.validate = definition.schema ? compileSchema(definition.schema) : undefined;
+  }
+
+  get id(): number {
+    return this.definition.id;
+  }
+
+  get name(): string {
+    return this.definition.name;
+  }
+
+  /** Every family number this collection uses: meta, overflow if used, and field families. */
+  familyNumbers(): number[] {
+    const numbers = new Set([META_FAMILY_NUMBER]);
+    for (const field of this.fields.values()) numbers.add(field.familyNumber);
+    return [...numbers].sort((a, b) => a - b);
+  }
+
+  /** Records a field (from the catalog, or from a transaction being sequenced). */
+  add(field: FieldInfo): void {
+    this.fields.set(field.name, field);
+    this.fieldsByNumber.set(field.fieldNumber, field);
+    this.nextFieldNumber = Math.max(this.nextFieldNumber, field.fieldNumber + 1);
+    if (field.familyNumber >= FIRST_FIELD_FAMILY_NUMBER) this.nextFamilyNumber = Math.max(this.nextFamilyNumber, field.familyNumber + 1);
+    const label = this.definition.columns?.[field.name];
+    if (label !== undefined && field.familyNumber !== OVERFLOW_FAMILY_NUMBER) this.labelFamilies.set(label, field.familyNumber);
+  }
+
+  /**
+   * Gives a new field its number and family, and records it. REQUIRES: called only while
+   * sequencing a transaction (the assignment goes into its record), in TSN order.
+   */
+  assign(name: string): FieldAssignment {
+    if (this.fields.size >= limits.FIELDS_PER_COLLECTION_MAX) {
+      throw new DocketError(DocketErrorCode.COLLECTION_LIMIT, `collection ${this.name} has ${limits.FIELDS_PER_COLLECTION_MAX} distinct fields, the most it can have`);
+    }
+    const field = { name, fieldNumber: this.nextFieldNumber, familyNumber: this.familyFor(name) };
+    this.add(field);
+    return field;
+  }
+
+  private familyFor(name: string): number {
+    const label = this.definition.columns?.[name];
+    const known = label === undefined ? undefined : this.labelFamilies.get(label);
+    if (known !== undefined) return known;
+    const fieldFamilies = this.nextFamilyNumber - FIRST_FIELD_FAMILY_NUMBER;
+    return fieldFamilies < this.definition.fieldFamiliesMax ? this.nextFamilyNumber : OVERFLOW_FAMILY_NUMBER;
+  }
+}
+
+function compileSchema(schema: Record<string, unknown>): ValidateFunction {
+  try {
+    return ajv.compile(schema);
+  } catch (error) {
+    throw new DocketError(DocketErrorCode.COLLECTION_DEFINITION_INVALID, `the schema does not compile: ${(error as Error).message}`);
+  }
+}
+
+/** Checks what a client asks for and gives the definition a create transaction logs. */
+export function defineCollection(id: number, name: string, options: CollectionOptions): CollectionDefinition {
+  const invalid = (message: string): DocketError => new DocketError(DocketErrorCode.COLLECTION_DEFINITION_INVALID, message);
+  const { schema, columns } = options;
+  if (schema !== undefined && (typeof schema !== 'object' || schema === null || Array.isArray(schema))) throw invalid('schema must be a JSON object');
+  if (schema !== undefined && JSON.stringify(schema).length > SCHEMA_SIZE_BYTES_MAX) throw invalid(`a schema is at most ${SCHEMA_SIZE_BYTES_MAX} bytes`);
+  if (columns !== undefined && (typeof columns !== 'object' || columns === null || Array.isArray(columns))) throw invalid('columns must map field names to labels');
+  for (const label of Object.values(columns ?? {})) if (typeof label !== 'string' || label.length === 0 || label.length > 64) throw invalid('a column label is a string of 1 to 64 characters');
+  const fieldFamiliesMax = options.fieldFamiliesMax ?? limits.FIELD_FAMILIES_PER_COLLECTION_DEFAULT;
+  if (!Number.isInteger(fieldFamiliesMax) || fieldFamiliesMax < 0 || fieldFamiliesMax > limits.FIELD_FAMILIES_PER_COLLECTION_MAX) {
+    throw invalid(`fieldFamiliesMax must be an integer 0..${limits.FIELD_FAMILIES_PER_COLLECTION_MAX}`);
+  }
+  const definition: CollectionDefinition = { id, name, fieldFamiliesMax, ...(schema ? { schema } : {}), ...(columns ? { columns } : {}) };
+  if (schema) compileSchema(schema);
+  return definition;
+}
+
+/** Whether a create of an existing collection asks for the same thing (then it is a no-op). */
+export function sameOptions(definition: CollectionDefinition, options: CollectionOptions): boolean {
+  const wanted = defineCollection(definition.id, definition.name, options);
+  return JSON.stringify(wanted) === JSON.stringify(definition);
+}
+
+/** Reads every collection and field assignment from the catalog family. */
+export async function loadCatalog(engine: Engine): Promise<Map<string, Collection>> {
+  const byId = new Map<number, Collection>();
+  for await (const { value } of engine.iterator(CATALOG_FAMILY, { prefix: COLLECTION_KEY_PREFIX })) {
+    const collection = new Collection(JSON.parse(value.toString('utf8')) as CollectionDefinition);
+    byId.set(collection.id, collection);
+  }
+  for await (const { key, value } of engine.iterator(CATALOG_FAMILY, { prefix: FIELD_ASSIGNMENT_KEY_PREFIX })) {
+    const { collectionId, fieldName } = parseFieldAssignmentKey(key);
+    const reader = new ByteReader(value, 0, value.length, 'field assignment');
+    byId.get(collectionId)?.add({ name: fieldName, fieldNumber: reader.varint(), familyNumber: reader.varint() });
+  }
+  return new Map([...byId.values()].map((collection) => [collection.name, collection]));
+}

@@ -1,0 +1,340 @@
+// The commit pipeline: the one place where TSN order is decided. A planned transaction is
+// sequenced (TSN assigned, new fields numbered, record encoded, appended to the binlog) in one
+// synchronous step, so binlog order is TSN order; an applier then writes each transaction's
+// translated items to the engine in that same order, so LSNs increase with TSNs.
+//
+//   write(plan):  sequence ─▶ binlog.append ─▶ [immediate: fdatasync] ─▶ applier ─▶ engine.write ─▶ ack
+//
+// Invariant: a transaction is applied (and so visible) only after binlog.append resolved: after
+// its fdatasync under `immediate`, after its write under `periodic`.
+// Invariant: no table holding TSN t is installed before the binlog is durable through t (the
+// engine's flushBarrier is binlog.waitDurable), and no family is created or dropped ahead of
+// the binlog either.
+// Invariant: the overlay holds, per document, the state its latest sequenced transaction
+// leaves, until that transaction is applied; planning reads it before the engine.
+
+import assert from 'node:assert/strict';
+import type { Engine, FlushFlag } from '../storage/index.js';
+import { ByteWriter } from '../storage/index.js';
+import type { Binlog } from './binlog/binlog.js';
+import type { Collection } from './catalog.js';
+import { DocketError, DocketErrorCode } from './errors.js';
+import { familyName, metaFamily } from './documents/keys.js';
+import { encodeTransaction, type FieldAssignment, type Operation, type Transaction, type WriteAction, type WriteOp } from './documents/record.js';
+import { translate } from './documents/translate.js';
+import * as limits from './limits.js';
+
+/** A document's state as its latest transaction leaves it. */
+export interface DocumentState {
+  readonly revision: number;
+  readonly deleted: boolean;
+  /** Top-level fields in document order. */
+  readonly fieldNames: readonly string[];
+  /** JSON text of fields whose latest value is not (or not known to be) in the engine yet. */
+  readonly values: ReadonlyMap<string, Buffer>;
+}
+
+export interface PlannedWrite {
+  readonly kind: 'write';
+  readonly action: WriteAction;
+  readonly collection: Collection;
+  readonly id: string;
+  readonly deleted: boolean;
+  readonly fieldNames: readonly string[];
+  readonly puts: readonly (readonly [string, Buffer])[];
+  readonly deletes: readonly string[];
+  /** The new state's values known at planning (for the overlay). */
+  readonly values: ReadonlyMap<string, Buffer>;
+}
+
+export type PlannedOperation =
+  | PlannedWrite
+  | { readonly kind: 'create'; readonly collectionId?: number; readonly name: string; readonly definition: (id: number) => string }
+  | { readonly kind: 'drop'; readonly collection: Collection };
+
+/** What the last applied transaction was, for the flag a new family starts with. */
+export interface LogPosition {
+  readonly tsn: number;
+  readonly lsnFirst: number;
+  readonly lsnLast: number;
+}
+
+export interface CommitHooks {
+  /** Called synchronously at sequencing: the catalog changes in TSN order. */
+  readonly onCreate: (id: number, name: string, definition: string) => void;
+  readonly onDrop: (collection: Collection) => void;
+}
+
+interface Pending {
+  readonly tsn: number;
+  readonly transaction: Transaction;
+  readonly logged: Promise<void>;
+  readonly documentKeys: readonly string[];
+  readonly resolve: (tsn: number) => void;
+  readonly reject: (error: unknown) => void;
+  finished: boolean;
+}
+
+export function documentKey(collection: Collection, id: string): string {
+  return `${collection.id}\u0000${id}`;
+}
+
+export class CommitPipeline {
+  private lastTsn: number;
+  private readonly queue: Pending[] = [];
+  private applying: Promise<void> | undefined;
+  private readonly overlay = new Map<string, { tsn: number; state: DocumentState }>();
+  private readonly locks = new Map<string, Promise<void>>();
+  private inFlight = 0;
+  private readonly slotWaiters: (() => void)[] = [];
+  private previous: { tsn: number; lsnFirst: Promise<number>; count: number };
+  private failure: DocketError | undefined;
+  private readonly encoder = new ByteWriter(64 * 1024);
+
+  constructor(
+    private readonly engine: Engine,
+    private readonly binlog: Binlog,
+    private readonly families: Set<string>,
+    private readonly hooks: CommitHooks,
+    private readonly flags: boolean,
+    last: LogPosition,
+  ) {
+    this.lastTsn = last.tsn;
+    this.previous = { tsn: last.tsn, lsnFirst: Promise.resolve(last.lsnFirst), count: last.lsnLast - last.lsnFirst + 1 };
+  }
+
+  get tsn(): number {
+    return this.lastTsn;
+  }
+
+  /** The state a document's latest sequenced-but-unapplied transaction leaves, if any. */
+  pendingState(key: string): DocumentState | undefined {
+    return this.overlay.get(key)?.state;
+  }
+
+  checkWritable(): void {
+    if (this.failure) throw this.failure;
+  }
+
+  /** Waits for a slot, then for the locks of the given documents; resolves with the release. */
+  async admit(documentKeys: readonly string[]): Promise<() => void> {
+    this.checkWritable();
+    while (this.inFlight >= limits.TRANSACTIONS_IN_FLIGHT_MAX) await new Promise<void>((resolve) => this.slotWaiters.push(resolve));
+    this.inFlight++;
+    const unlock = await this.lock(documentKeys);
+    return unlock;
+  }
+
+  private async lock(keys: readonly string[]): Promise<() => void> {
+    const releases: (() => void)[] = [];
+    for (const key of [...new Set(keys)].sort()) {
+      const previous = this.locks.get(key);
+      let release!: () => void;
+      const held = new Promise<void>((resolve) => (release = resolve));
+      const tail = (previous ?? Promise.resolve()).then(() => held);
+      this.locks.set(key, tail);
+      await previous;
+      releases.push(() => {
+        release();
+        if (this.locks.get(key) === tail) this.locks.delete(key);
+      });
+    }
+    return () => releases.forEach((release) => release());
+  }
+
+  /** Gives the slot back when a transaction ends without being sequenced. */
+  abandon(): void {
+    this.releaseSlot();
+  }
+
+  private releaseSlot(): void {
+    this.inFlight--;
+    this.slotWaiters.shift()?.();
+  }
+
+  /**
+   * Sequences a planned transaction and resolves with its TSN once it is applied. REQUIRES:
+   * admitted, with the locks of every document it writes held; the caller releases them as
+   * soon as this returns (the overlay then answers for the documents).
+   */
+  sequence(planned: readonly PlannedOperation[]): Promise<number> {
+    this.checkWritable();
+    checkPlan(planned);
+    const tsn = this.lastTsn + 1;
+    const ops = planned.map((op) => this.finalize(op, tsn));
+    const payload = encodeTransaction({ ops }, this.encoder);
+    assert(payload.length <= limits.TRANSACTION_SIZE_BYTES_MAX, 'planning bounds the record size');
+    this.lastTsn = tsn;
+    const logged = this.binlog.append(tsn, payload);
+    logged.catch(() => undefined); // The applier handles it.
+    const documentKeys: string[] = [];
+    for (const op of planned) if (op.kind === 'write') documentKeys.push(this.remember(op, tsn));
+    return new Promise((resolve, reject) => {
+      this.queue.push({ tsn, transaction: { ops }, logged, documentKeys, resolve, reject, finished: false });
+      this.kick();
+    });
+  }
+
+  private finalize(op: PlannedOperation, tsn: number): Operation {
+    if (op.kind === 'create') {
+      const definition = op.definition(tsn);
+      this.hooks.onCreate(tsn, op.name, definition);
+      return { kind: 'create', collectionId: tsn, name: op.name, definition };
+    }
+    if (op.kind === 'drop') {
+      const { collection } = op;
+      this.hooks.onDrop(collection);
+      return { kind: 'drop', collectionId: collection.id, name: collection.name, familyNumbers: collection.familyNumbers(), fieldNames: [...collection.fields.keys()] };
+    }
+    return writeOp(op);
+  }
+
+  private remember(op: PlannedWrite, tsn: number): string {
+    const key = documentKey(op.collection, op.id);
+    this.overlay.set(key, { tsn, state: { revision: tsn, deleted: op.deleted, fieldNames: op.fieldNames, values: op.values } });
+    return key;
+  }
+
+  private kick(): void {
+    if (this.applying) return;
+    this.applying = this.applyAll().finally(() => {
+      this.applying = undefined;
+      if (this.queue.length > 0 && !this.failure) this.kick();
+    });
+  }
+
+  /** The applier: one transaction at a time, in TSN order, into the engine's write queue. */
+  private async applyAll(): Promise<void> {
+    while (this.queue.length > 0) {
+      const pending = this.queue[0]!;
+      try {
+        await pending.logged;
+        await this.apply(pending);
+        this.queue.shift();
+      } catch (error) {
+        this.fail(error);
+        for (const rest of this.queue.splice(0)) this.finish(rest, error);
+        return;
+      }
+    }
+  }
+
+  private async apply(pending: Pending): Promise<void> {
+    const { tsn, transaction } = pending;
+    const { batch } = translate(transaction, tsn);
+    for (const name of familiesToCreate(transaction)) await this.createFamily(name);
+    const lsnFirst = this.engine.write(batch, this.flags ? { tag: tsn } : {});
+    this.previous = { tsn, lsnFirst, count: batch.length };
+    lsnFirst.then(
+      () => this.finish(pending),
+      (error: unknown) => {
+        this.fail(error);
+        this.finish(pending, error);
+      },
+    );
+    const drops = transaction.ops.filter((op) => op.kind === 'drop');
+    if (drops.length > 0) await this.dropFamilies(tsn, lsnFirst, drops.flatMap((op) => op.familyNumbers.map((n) => familyName(op.collectionId, n))));
+  }
+
+  private finish(pending: Pending, error?: unknown): void {
+    if (pending.finished) return; // A drop can fail after its write settled.
+    pending.finished = true;
+    for (const key of pending.documentKeys) if (this.overlay.get(key)?.tsn === pending.tsn) this.overlay.delete(key);
+    this.releaseSlot();
+    if (error === undefined) pending.resolve(pending.tsn);
+    else pending.reject(error);
+  }
+
+  /** A new family starts at the last applied transaction: recovery looks for its items after it. */
+  private async createFamily(name: string): Promise<void> {
+    if (this.families.has(name)) return;
+    if (this.flags) {
+      const flag = await this.startFlag();
+      await this.binlog.waitDurable(flag.tag);
+      await this.engine.createFamily(name, { flag });
+    } else {
+      await this.engine.createFamily(name);
+    }
+    this.families.add(name);
+  }
+
+  private async startFlag(): Promise<FlushFlag> {
+    const { tsn, count } = this.previous;
+    const lsnFirst = await this.previous.lsnFirst;
+    return { tag: tsn, lsnFirst, lsnLast: lsnFirst + count - 1 };
+  }
+
+  /** Drops a collection's families once its drop is applied and durable (never ahead of the log). */
+  private async dropFamilies(tsn: number, applied: Promise<number>, names: string[]): Promise<void> {
+    await applied;
+    await this.binlog.waitDurable(tsn);
+    for (const name of names) {
+      if (!this.families.delete(name)) continue;
+      await this.engine.dropFamily(name);
+    }
+  }
+
+  /** Enters the failed state: every later write is refused until the store is reopened. */
+  fail(error: unknown): DocketError {
+    if (!this.failure) {
+      const detail = error instanceof Error ? error.message : String(error);
+      this.failure = new DocketError(DocketErrorCode.READ_ONLY, `the store refuses writes until reopened after: ${detail}`, { cause: error });
+    }
+    return this.failure;
+  }
+
+  /** Waits until every sequenced transaction is applied or failed. */
+  async drain(): Promise<void> {
+    while (this.applying) await this.applying;
+    await this.previous.lsnFirst.catch(() => undefined);
+  }
+}
+
+/** Checks, before anything changes, that the collections are live and their new fields fit. */
+function checkPlan(planned: readonly PlannedOperation[]): void {
+  const added = new Map<Collection, Set<string>>();
+  for (const op of planned) {
+    if (op.kind === 'create') continue;
+    if (op.collection.dropped) throw new DocketError(DocketErrorCode.COLLECTION_NOT_FOUND, `collection ${op.collection.name} was dropped`);
+    if (op.kind !== 'write') continue;
+    let names = added.get(op.collection);
+    if (!names) added.set(op.collection, (names = new Set()));
+    for (const name of op.fieldNames) if (!op.collection.fields.has(name)) names.add(name);
+  }
+  for (const [collection, names] of added) {
+    if (collection.fields.size + names.size > limits.FIELDS_PER_COLLECTION_MAX) {
+      throw new DocketError(DocketErrorCode.COLLECTION_LIMIT, `collection ${collection.name} would have more than ${limits.FIELDS_PER_COLLECTION_MAX} distinct fields`);
+    }
+  }
+}
+
+/** The record of a planned write, numbering new fields. REQUIRES: sequencing, in TSN order. */
+function writeOp(op: PlannedWrite): WriteOp {
+  const { collection } = op;
+  const assignments: FieldAssignment[] = [];
+  const info = (name: string) => {
+    const known = collection.fields.get(name);
+    if (known) return known;
+    const assigned = collection.assign(name);
+    assignments.push(assigned);
+    return assigned;
+  };
+  const fieldNumbers = op.fieldNames.map((name) => info(name).fieldNumber);
+  const puts = op.puts.map(([name, value]) => ({ ...pick(info(name)), value }));
+  const deletes = op.deletes.map((name) => pick(info(name)));
+  return { kind: 'write', action: op.action, collectionId: collection.id, id: op.id, deleted: op.deleted, fieldNumbers, assignments, puts, deletes };
+}
+
+function pick(field: { fieldNumber: number; familyNumber: number }): { fieldNumber: number; familyNumber: number } {
+  return { fieldNumber: field.fieldNumber, familyNumber: field.familyNumber };
+}
+
+/** Families a transaction needs before its items go in: a new collection's meta family, new field families. */
+export function familiesToCreate(transaction: Transaction): string[] {
+  const names: string[] = [];
+  for (const op of transaction.ops) {
+    if (op.kind === 'create') names.push(metaFamily(op.collectionId));
+    if (op.kind === 'write') for (const a of op.assignments) names.push(familyName(op.collectionId, a.familyNumber));
+  }
+  return [...new Set(names)];
+}

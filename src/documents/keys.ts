@@ -1,0 +1,63 @@
+// Names of column families and the byte keys of every KV item the document layer writes.
+// Keys are order-preserving and injective: ids hold no U+0000 (validate.ts), so the NUL that
+// ends an id in a field key never occurs inside one, and a field key's last part is a number.
+//
+//   family "catalog"      'c' name                      → collection definition (JSON text)
+//                         'f' collectionId:u48be name   → field number, family number (varints)
+//   family "c<id>.0"      id                            → document header (header.ts)
+//   family "c<id>.<n>"    id 0x00 fieldNumber:varint    → the field's value as JSON text
+//
+// A collection's id is the TSN that created it, so a dropped and re-created name never meets
+// its old families. Family 0 of a collection is its meta family, 1 its overflow family.
+
+import { ByteWriter } from '../../storage/index.js';
+
+export const CATALOG_FAMILY = 'catalog';
+export const META_FAMILY_NUMBER = 0;
+export const OVERFLOW_FAMILY_NUMBER = 1;
+export const FIRST_FIELD_FAMILY_NUMBER = 2;
+
+const COLLECTION_PREFIX = 0x63; // 'c'
+const FIELD_PREFIX = 0x66; // 'f'
+
+export function familyName(collectionId: number, familyNumber: number): string {
+  return `c${collectionId}.${familyNumber}`;
+}
+
+export function metaFamily(collectionId: number): string {
+  return familyName(collectionId, META_FAMILY_NUMBER);
+}
+
+/** The collection id and family number of a family name, or undefined for other families. */
+export function parseFamilyName(name: string): { collectionId: number; familyNumber: number } | undefined {
+  const match = /^c(\d+)\.(\d+)$/.exec(name);
+  return match ? { collectionId: Number(match[1]), familyNumber: Number(match[2]) } : undefined;
+}
+
+export function metaKey(id: string): Buffer {
+  return Buffer.from(id, 'utf8');
+}
+
+export function fieldKey(id: string, fieldNumber: number): Buffer {
+  return Buffer.concat([Buffer.from(id, 'utf8'), new ByteWriter(10).byte(0).varint(fieldNumber).view()]);
+}
+
+export function collectionKey(name: string): Buffer {
+  return Buffer.concat([Buffer.of(COLLECTION_PREFIX), Buffer.from(name, 'utf8')]);
+}
+
+export const COLLECTION_KEY_PREFIX = Buffer.of(COLLECTION_PREFIX);
+
+export function fieldAssignmentKey(collectionId: number, fieldName: string): Buffer {
+  const head = Buffer.alloc(7);
+  head[0] = FIELD_PREFIX;
+  head.writeUIntBE(collectionId, 1, 6);
+  return Buffer.concat([head, Buffer.from(fieldName, 'utf8')]);
+}
+
+export const FIELD_ASSIGNMENT_KEY_PREFIX = Buffer.of(FIELD_PREFIX);
+
+/** The parts of a field-assignment key. */
+export function parseFieldAssignmentKey(key: Buffer): { collectionId: number; fieldName: string } {
+  return { collectionId: key.readUIntBE(1, 6), fieldName: key.subarray(7).toString('utf8') };
+}

@@ -1,0 +1,158 @@
+// The payload of a binlog transaction record: what translation needs, and nothing it would
+// have to look up. Whatever depends on the state at commit time (field numbers and families,
+// which old fields a replace removes) is decided then and written here, so translation is a
+// pure function of the record (translate.ts). The binlog frames it: src/binlog/FORMAT.md.
+//
+//   payload := version:byte(1) count:varint op{count}
+//   op      := kind:byte (create | drop | write)
+//   create  := collectionId:varint name:str definition:str              (kind 1)
+//   drop    := collectionId:varint name:str n:varint familyNumber{n}
+//              m:varint fieldName:str{m}                                 (kind 2)
+//   write   := action:byte collectionId:varint id:str deleted:byte
+//              n:varint fieldNumber{n}                                   (the header's fields)
+//              a:varint (fieldName:str fieldNumber:varint familyNumber:varint){a}   (new fields)
+//              p:varint (fieldNumber:varint familyNumber:varint value:bytes){p}     (puts)
+//              d:varint (fieldNumber:varint familyNumber:varint){d}                 (deletes)
+//   str, bytes := length:varint byte{length}      action := 1 put | 2 patch | 3 delete
+
+import { ByteReader, ByteWriter, StorageError, StorageErrorCode } from '../../storage/index.js';
+
+export const RECORD_VERSION = 1;
+
+export type WriteAction = 'put' | 'patch' | 'delete';
+const ACTIONS: readonly WriteAction[] = ['put', 'patch', 'delete'];
+
+export interface CreateCollectionOp {
+  readonly kind: 'create';
+  readonly collectionId: number;
+  readonly name: string;
+  /** The collection's definition as JSON text (catalog.ts). */
+  readonly definition: string;
+}
+
+export interface DropCollectionOp {
+  readonly kind: 'drop';
+  readonly collectionId: number;
+  readonly name: string;
+  readonly familyNumbers: readonly number[];
+  readonly fieldNames: readonly string[];
+}
+
+export interface FieldAssignment {
+  readonly name: string;
+  readonly fieldNumber: number;
+  readonly familyNumber: number;
+}
+
+export interface FieldPut {
+  readonly fieldNumber: number;
+  readonly familyNumber: number;
+  /** The field's value as UTF-8 JSON text. */
+  readonly value: Buffer;
+}
+
+export interface FieldDelete {
+  readonly fieldNumber: number;
+  readonly familyNumber: number;
+}
+
+export interface WriteOp {
+  readonly kind: 'write';
+  readonly action: WriteAction;
+  readonly collectionId: number;
+  readonly id: string;
+  readonly deleted: boolean;
+  readonly fieldNumbers: readonly number[];
+  readonly assignments: readonly FieldAssignment[];
+  readonly puts: readonly FieldPut[];
+  readonly deletes: readonly FieldDelete[];
+}
+
+export type Operation = CreateCollectionOp | DropCollectionOp | WriteOp;
+
+export interface Transaction {
+  readonly ops: readonly Operation[];
+}
+
+const KIND_CREATE = 1;
+const KIND_DROP = 2;
+const KIND_WRITE = 3;
+
+export function encodeTransaction(transaction: Transaction, writer = new ByteWriter(1024)): Buffer {
+  writer.reset();
+  writer.byte(RECORD_VERSION).varint(transaction.ops.length);
+  for (const op of transaction.ops) {
+    if (op.kind === 'create') writer.byte(KIND_CREATE).varint(op.collectionId).string(op.name).string(op.definition);
+    else if (op.kind === 'drop') encodeDrop(writer, op);
+    else encodeWrite(writer, op);
+  }
+  return Buffer.from(writer.view());
+}
+
+function encodeDrop(writer: ByteWriter, op: DropCollectionOp): void {
+  writer.byte(KIND_DROP).varint(op.collectionId).string(op.name).varint(op.familyNumbers.length);
+  for (const number of op.familyNumbers) writer.varint(number);
+  writer.varint(op.fieldNames.length);
+  for (const name of op.fieldNames) writer.string(name);
+}
+
+function encodeWrite(writer: ByteWriter, op: WriteOp): void {
+  writer.byte(KIND_WRITE).byte(ACTIONS.indexOf(op.action) + 1).varint(op.collectionId).string(op.id).byte(op.deleted ? 1 : 0);
+  writer.varint(op.fieldNumbers.length);
+  for (const number of op.fieldNumbers) writer.varint(number);
+  writer.varint(op.assignments.length);
+  for (const a of op.assignments) writer.string(a.name).varint(a.fieldNumber).varint(a.familyNumber);
+  writer.varint(op.puts.length);
+  for (const put of op.puts) writer.varint(put.fieldNumber).varint(put.familyNumber).slice(put.value);
+  writer.varint(op.deletes.length);
+  for (const d of op.deletes) writer.varint(d.fieldNumber).varint(d.familyNumber);
+}
+
+/** Decodes a payload; CORRUPTION if it does not parse (the binlog's CRC passed, so it is a bug or a bad version). */
+export function decodeTransaction(payload: Buffer): Transaction {
+  const reader = new ByteReader(payload, 0, payload.length, 'binlog transaction');
+  const version = reader.byte();
+  if (version !== RECORD_VERSION) throw new StorageError(StorageErrorCode.UNSUPPORTED_VERSION, `binlog transaction version ${version}; this build reads ${RECORD_VERSION}`);
+  const count = reader.varint();
+  const ops: Operation[] = [];
+  for (let i = 0; i < count; i++) ops.push(decodeOp(reader));
+  if (reader.remaining !== 0) throw new StorageError(StorageErrorCode.CORRUPTION, `binlog transaction: ${reader.remaining} bytes after the last operation`);
+  return { ops };
+}
+
+function decodeOp(reader: ByteReader): Operation {
+  const kind = reader.byte();
+  if (kind === KIND_CREATE) return { kind: 'create', collectionId: reader.varint(), name: reader.string(), definition: reader.string() };
+  if (kind === KIND_DROP) return decodeDrop(reader);
+  if (kind === KIND_WRITE) return decodeWrite(reader);
+  throw new StorageError(StorageErrorCode.CORRUPTION, `binlog transaction: unknown operation kind ${kind}`);
+}
+
+function decodeDrop(reader: ByteReader): DropCollectionOp {
+  const collectionId = reader.varint();
+  const name = reader.string();
+  const familyNumbers = repeat(reader, () => reader.varint());
+  const fieldNames = repeat(reader, () => reader.string());
+  return { kind: 'drop', collectionId, name, familyNumbers, fieldNames };
+}
+
+function decodeWrite(reader: ByteReader): WriteOp {
+  const action = ACTIONS[reader.byte() - 1];
+  if (action === undefined) throw new StorageError(StorageErrorCode.CORRUPTION, 'binlog transaction: unknown write action');
+  const collectionId = reader.varint();
+  const id = reader.string();
+  const deleted = reader.byte() === 1;
+  const fieldNumbers = repeat(reader, () => reader.varint());
+  const assignments = repeat(reader, () => ({ name: reader.string(), fieldNumber: reader.varint(), familyNumber: reader.varint() }));
+  const puts = repeat(reader, () => ({ fieldNumber: reader.varint(), familyNumber: reader.varint(), value: reader.slice() }));
+  const deletes = repeat(reader, () => ({ fieldNumber: reader.varint(), familyNumber: reader.varint() }));
+  return { kind: 'write', action, collectionId, id, deleted, fieldNumbers, assignments, puts, deletes };
+}
+
+function repeat<T>(reader: ByteReader, item: () => T): T[] {
+  const count = reader.varint();
+  if (count > reader.remaining) throw new StorageError(StorageErrorCode.CORRUPTION, `binlog transaction: count ${count} exceeds the bytes left`);
+  const items: T[] = [];
+  for (let i = 0; i < count; i++) items.push(item());
+  return items;
+}

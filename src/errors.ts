@@ -1,0 +1,56 @@
+// Coded errors of the document layer. Codes are a stable contract: append only, and a retired
+// code stays here as a comment. Storage errors (DOCKET_ERR_STORAGE_*) pass through unchanged;
+// the HTTP layer maps both kinds to statuses.
+
+export const DocketErrorCode = {
+  /** No collection by that name. */
+  COLLECTION_NOT_FOUND: 'DOCKET_ERR_COLLECTION_NOT_FOUND',
+  /** A collection by that name exists with a different definition. */
+  COLLECTION_EXISTS: 'DOCKET_ERR_COLLECTION_EXISTS',
+  /** A collection name outside [A-Za-z0-9_-]{1,64}. */
+  COLLECTION_NAME_INVALID: 'DOCKET_ERR_COLLECTION_NAME_INVALID',
+  /** The collection's JSON Schema or column mapping does not compile or is malformed. */
+  COLLECTION_DEFINITION_INVALID: 'DOCKET_ERR_COLLECTION_DEFINITION_INVALID',
+  /** Too many collections, or a collection has too many distinct fields. */
+  COLLECTION_LIMIT: 'DOCKET_ERR_COLLECTION_LIMIT',
+  /** No document by that id (or it was deleted). */
+  DOCUMENT_NOT_FOUND: 'DOCKET_ERR_DOCUMENT_NOT_FOUND',
+  /** A conditional write's precondition failed: the revision differs, or the document exists. */
+  DOCUMENT_CONFLICT: 'DOCKET_ERR_DOCUMENT_CONFLICT',
+  /** The document is not a JSON object, or holds something JSON cannot represent. */
+  DOCUMENT_INVALID: 'DOCKET_ERR_DOCUMENT_INVALID',
+  /** The document does not satisfy the collection's JSON Schema. */
+  DOCUMENT_SCHEMA: 'DOCKET_ERR_DOCUMENT_SCHEMA',
+  /** An id that is empty, too long, not well-formed Unicode, or holds a control character. */
+  ID_INVALID: 'DOCKET_ERR_ID_INVALID',
+  /** A field name that is too long or not well-formed Unicode. */
+  FIELD_NAME_INVALID: 'DOCKET_ERR_FIELD_NAME_INVALID',
+  /** A documented limit was exceeded (document bytes, fields, depth, batch size...). */
+  LIMIT_EXCEEDED: 'DOCKET_ERR_LIMIT_EXCEEDED',
+  /** A binlog record or segment failed its checks in the middle of the log. */
+  BINLOG_CORRUPTION: 'DOCKET_ERR_BINLOG_CORRUPTION',
+  /** Recovery found the engine's flush flags and the binlog disagree; the store does not open. */
+  RECOVERY_MISMATCH: 'DOCKET_ERR_RECOVERY_MISMATCH',
+  /** An earlier write or sync failed; the store refuses writes until it is reopened. */
+  READ_ONLY: 'DOCKET_ERR_READ_ONLY',
+  /** The store is closed. */
+  CLOSED: 'DOCKET_ERR_CLOSED',
+  /** An argument outside its documented range (a bad option, a bad cursor...). */
+  INVALID_ARGUMENT: 'DOCKET_ERR_INVALID_ARGUMENT',
+} as const;
+
+export type DocketErrorCode = (typeof DocketErrorCode)[keyof typeof DocketErrorCode];
+
+export class DocketError extends Error {
+  readonly code: DocketErrorCode;
+
+  constructor(code: DocketErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DocketError';
+    this.code = code;
+  }
+}
+
+export function docketError(code: DocketErrorCode, message: string): DocketError {
+  return new DocketError(code, message);
+}

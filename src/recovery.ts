@@ -1,0 +1,135 @@
+// Passive-persistence recovery: flush flags and epochs in, binlog replay out. The engine has
+// no WAL of its own, so whatever was in memtables at a crash is rebuilt from the binlog:
+//
+//   s    = the smallest TSN in any family's flag (the global epoch is s - 1, or s when whole)
+//   LSN  = the flag's LSN_first for record s, then + item count for each later record
+//   each record from s to the end is translated again and applied at its LSNs, to each family
+//   only what it lacks: TSN above its flag, or, for the flag's own TSN, LSN above LSN_last
+//
+// Every other flag's LSN_first is checked against the LSN rebuilt for its TSN; a mismatch, a
+// flag beyond the binlog's end or a binlog purged past s means flags and log disagree, and the
+// store refuses to open rather than guess.
+
+import type { Engine, FlushFlag } from '../storage/index.js';
+import type { Binlog } from './binlog/binlog.js';
+import type { LogPosition } from './commit.js';
+import { familiesToCreate } from './commit.js';
+import { DocketError, DocketErrorCode } from './errors.js';
+import { CATALOG_FAMILY, familyName, metaFamily, parseFamilyName } from './documents/keys.js';
+import { decodeTransaction, type Transaction } from './documents/record.js';
+import { translate } from './documents/translate.js';
+
+export interface ReplayReport {
+  /** First TSN replayed (0 when nothing was). */
+  readonly fromTsn: number;
+  readonly toTsn: number;
+  readonly records: number;
+  readonly bytes: number;
+  readonly familiesCreated: number;
+  readonly durationMs: number;
+}
+
+/** Where a fresh store starts: before TSN 1, whose first item will have LSN 1. */
+export const ORIGIN: LogPosition = { tsn: 0, lsnFirst: 1, lsnLast: 0 };
+
+function mismatch(message: string): DocketError {
+  return new DocketError(DocketErrorCode.RECOVERY_MISMATCH, `${message}; the store does not open (see the recovery section of README.md)`);
+}
+
+/** The replay start: TSN and the LSN of its first item. */
+function startOf(flags: Map<string, FlushFlag>, binlog: Binlog): { tsn: number; lsn: number } {
+  let start: FlushFlag | undefined;
+  for (const [name, flag] of flags) {
+    if (flag.tag > binlog.lastTsn) throw mismatch(`family ${name} has persisted through TSN ${flag.tag} but the binlog ends at ${binlog.lastTsn}`);
+    if (!start || flag.tag < start.tag) start = flag;
+  }
+  if (!start || start.tag === 0) return { tsn: 1, lsn: 1 };
+  if (binlog.firstTsn > start.tag) throw mismatch(`replay must start at TSN ${start.tag} but the binlog starts at ${binlog.firstTsn}`);
+  return { tsn: start.tag, lsn: start.lsnFirst };
+}
+
+/** Replays the binlog into the engine. REQUIRES: a passive or double store, before any write. */
+export async function replay(engine: Engine, binlog: Binlog, families: Set<string>): Promise<{ position: LogPosition; report: ReplayReport }> {
+  const started = Date.now();
+  const flags = new Map<string, FlushFlag>();
+  for (const [name, flag] of engine.flags()) {
+    if (!flag) throw mismatch(`family ${name} has no flush flag (was the store written in naive mode?)`);
+    flags.set(name, flag);
+  }
+  if (!families.has(CATALOG_FAMILY)) await createCatalog(engine, binlog, flags, families);
+  const lsnBefore = engine.lastLsnAssigned;
+  const start = startOf(flags, binlog);
+  let position: LogPosition = start.tsn === 1 ? ORIGIN : { tsn: start.tsn - 1, lsnFirst: start.lsn, lsnLast: start.lsn - 1 };
+  let lsn = start.lsn;
+  let records = 0;
+  let bytes = 0;
+  let familiesCreated = 0;
+  let applied: Promise<number> = Promise.resolve(0);
+  for await (const record of binlog.read(start.tsn)) {
+    const transaction = decodeTransaction(record.payload);
+    for (const [name, flag] of flags) {
+      if (flag.tag === record.tsn && flag.lsnFirst !== lsn) throw mismatch(`family ${name}'s flag puts TSN ${record.tsn} at LSN ${flag.lsnFirst}, replay at ${lsn}`);
+    }
+    const { batch } = translate(transaction, record.tsn);
+    const created = await createFamilies(engine, transaction, families, { tag: record.tsn, lsnFirst: lsn, lsnLast: lsn - 1 }, applied);
+    familiesCreated += created;
+    const tsn = record.tsn;
+    applied = engine.applyAt(batch, lsn, { tag: tsn, include: (family, itemLsn) => lacks(flags.get(family), tsn, itemLsn) });
+    // Awaited only now and then; a failure fails the engine, so the last one reports it too.
+    applied.catch(() => undefined);
+    await dropFamilies(engine, transaction, families, applied);
+    position = { tsn, lsnFirst: lsn, lsnLast: lsn + batch.length - 1 };
+    lsn += batch.length;
+    records++;
+    bytes += record.sizeBytes;
+  }
+  await applied;
+  if (position.tsn !== binlog.lastTsn) throw mismatch(`replay ended at TSN ${position.tsn} but the binlog ends at ${binlog.lastTsn}`);
+  if (lsnBefore > position.lsnLast) throw mismatch(`the engine holds LSN ${lsnBefore} but the binlog's last transaction ends at LSN ${position.lsnLast}`);
+  const report = { fromTsn: records > 0 ? start.tsn : 0, toTsn: position.tsn, records, bytes, familiesCreated, durationMs: Date.now() - started };
+  return { position, report };
+}
+
+/** Whether a family with this flag lacks item `lsn` of transaction `tsn`. */
+function lacks(flag: FlushFlag | undefined, tsn: number, lsn: number): boolean {
+  if (!flag || tsn > flag.tag) return true;
+  return tsn === flag.tag && lsn > flag.lsnLast;
+}
+
+/** A store whose engine is empty replays its binlog from TSN 1, which needs the catalog first. */
+async function createCatalog(engine: Engine, binlog: Binlog, flags: Map<string, FlushFlag>, families: Set<string>): Promise<void> {
+  if (flags.size > 0 || binlog.firstTsn > 1 || engine.lastLsnAssigned > 0) throw mismatch('the engine has no catalog family');
+  await engine.createFamily(CATALOG_FAMILY, { flag: { tag: 0, lsnFirst: 1, lsnLast: 0 } });
+  families.add(CATALOG_FAMILY);
+}
+
+/**
+ * Creates the families a replayed transaction needs that do not exist. A family of a
+ * collection whose meta family is gone belongs to a collection dropped later: skipped (its
+ * items are skipped by the engine too).
+ */
+async function createFamilies(engine: Engine, transaction: Transaction, families: Set<string>, flag: FlushFlag, applied: Promise<number>): Promise<number> {
+  const creates = new Set(transaction.ops.filter((op) => op.kind === 'create').map((op) => metaFamily(op.collectionId)));
+  let created = 0;
+  for (const name of familiesToCreate(transaction)) {
+    if (families.has(name)) continue;
+    const { collectionId } = parseFamilyName(name)!;
+    if (!creates.has(name) && !families.has(metaFamily(collectionId))) continue;
+    await applied; // Families change only between applied transactions, as they did when first written.
+    await engine.createFamily(name, { flag });
+    families.add(name);
+    created++;
+  }
+  return created;
+}
+
+async function dropFamilies(engine: Engine, transaction: Transaction, families: Set<string>, applied: Promise<number>): Promise<void> {
+  for (const op of transaction.ops) {
+    if (op.kind !== 'drop') continue;
+    await applied;
+    for (const number of op.familyNumbers) {
+      const name = familyName(op.collectionId, number);
+      if (families.delete(name)) await engine.dropFamily(name);
+    }
+  }
+}

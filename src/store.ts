@@ -1,0 +1,476 @@
+// The document store: collections, document writes through the commit pipeline, reads at
+// engine snapshots, recovery on open, and the epoch keeper that purges the binlog. This is
+// the document layer's whole TypeScript API; routes/ calls it and nothing deeper.
+
+import * as path from 'node:path';
+import { Engine, RealFileSystem, type EngineOptions, type EngineStats, type FileSystem, type RecoveryReport } from '../storage/index.js';
+import { Binlog, BINLOG_SEGMENT_SIZE_BYTES_DEFAULT, type BinlogOpenReport, type BinlogStats, type SyncPolicy } from './binlog/binlog.js';
+import { defineCollection, loadCatalog, sameOptions, Collection, type CollectionDefinition, type CollectionOptions } from './catalog.js';
+import { CommitPipeline, documentKey, type DocumentState, type LogPosition, type PlannedOperation, type PlannedWrite } from './commit.js';
+import { DocketError, DocketErrorCode } from './errors.js';
+import { assemble } from './documents/assemble.js';
+import { decodeHeader } from './documents/header.js';
+import { CATALOG_FAMILY, familyName, fieldKey, metaFamily, metaKey } from './documents/keys.js';
+import { isPlainObject, mergePatch } from './documents/merge-patch.js';
+import { checkCollectionName, checkId, documentFields, limit } from './documents/validate.js';
+import { EpochKeeper, type EpochStats } from './epochs.js';
+import * as limits from './limits.js';
+import { ORIGIN, replay, type ReplayReport } from './recovery.js';
+
+export type Durability = 'passive' | 'double' | 'naive';
+export type { SyncPolicy };
+
+export interface StoreOptions {
+  readonly directory: string;
+  readonly fileSystem?: FileSystem;
+  /** Default `immediate`. */
+  readonly sync?: SyncPolicy;
+  /** Default `passive`. */
+  readonly durability?: Durability;
+  readonly binlogSegmentSizeBytes?: number;
+  /** Engine tuning (memtable size, block cache...). */
+  readonly engine?: Partial<Omit<EngineOptions, 'directory' | 'fileSystem' | 'wal' | 'flushBarrier' | 'onBackgroundError'>>;
+  /** How often the epoch keeper runs; 0 turns the timer off (tests call maintainEpochs). */
+  readonly epochCheckIntervalMs?: number;
+  /** Binlog kept for recovery beyond which the families holding it are flushed on purpose. */
+  readonly epochLagBytesMax?: number;
+}
+
+export interface WriteConditions {
+  /** Only if the document's current revision is this. */
+  readonly ifRevision?: number;
+  /** Only if the document does not exist (put only). */
+  readonly ifAbsent?: boolean;
+}
+
+export interface WriteResult {
+  readonly id: string;
+  /** The document's new revision: the TSN of this write. */
+  readonly revision: number;
+  readonly tsn: number;
+}
+
+export interface StoredDocument {
+  readonly id: string;
+  readonly revision: number;
+  /** The document as stored, as JSON text (only the requested fields, if some were named). */
+  readonly json: string;
+}
+
+export type BatchOperation =
+  | ({ readonly op: 'put'; readonly collection: string; readonly id: string; readonly document: unknown } & WriteConditions)
+  | ({ readonly op: 'patch'; readonly collection: string; readonly id: string; readonly patch: unknown } & Pick<WriteConditions, 'ifRevision'>)
+  | ({ readonly op: 'delete'; readonly collection: string; readonly id: string } & Pick<WriteConditions, 'ifRevision'>);
+
+export interface ReadOptions {
+  /** Only these top-level fields; only their column families are read. */
+  readonly fields?: readonly string[];
+}
+
+export interface ListOptions extends ReadOptions {
+  /** Ids strictly after this one (the `next` of the previous page). */
+  readonly after?: string;
+  readonly prefix?: string;
+  readonly limit?: number;
+}
+
+export interface CollectionInfo {
+  readonly name: string;
+  readonly id: number;
+  readonly schema?: Record<string, unknown>;
+  readonly columns?: Record<string, string>;
+  readonly fields: { name: string; family: string }[];
+  readonly families: string[];
+}
+
+export interface StoreStats {
+  readonly tsn: number;
+  readonly durability: Durability;
+  readonly binlog: BinlogStats;
+  readonly engine: EngineStats;
+  readonly epochs: EpochStats | undefined;
+  readonly recovery: { replay: ReplayReport | undefined; binlog: BinlogOpenReport; engine: RecoveryReport };
+}
+
+const COLLECTION_LOCK_PREFIX = '\u0001collection\u0000';
+
+export class DocumentStore {
+  private closed = false;
+  private readonly pipeline: CommitPipeline;
+  private readonly epochs: EpochKeeper | undefined;
+
+  private constructor(
+    private readonly engine: Engine,
+    private readonly binlog: Binlog,
+    private readonly catalog: Map<string, Collection>,
+    families: Set<string>,
+    position: LogPosition,
+    readonly durability: Durability,
+    private readonly replayReport: ReplayReport | undefined,
+    epochs: { intervalMs: number; segmentSizeBytes: number; lagBytesMax: number },
+  ) {
+    const hooks = {
+      onCreate: (_id: number, name: string, definition: string) => this.catalog.set(name, new Collection(JSON.parse(definition) as CollectionDefinition)),
+      onDrop: (collection: Collection) => {
+        collection.dropped = true;
+        this.catalog.delete(collection.name);
+      },
+    };
+    this.pipeline = new CommitPipeline(engine, binlog, families, hooks, durability !== 'naive', position);
+    if (durability !== 'naive') this.epochs = new EpochKeeper(engine, binlog, epochs.segmentSizeBytes, epochs.lagBytesMax, epochs.intervalMs, (error) => this.pipeline.fail(error));
+  }
+
+  static async open(options: StoreOptions): Promise<DocumentStore> {
+    const fileSystem = options.fileSystem ?? new RealFileSystem();
+    const durability = options.durability ?? 'passive';
+    await fileSystem.mkdir(options.directory);
+    await fileSystem.syncDirectory(path.dirname(path.resolve(options.directory)));
+    const binlog = await Binlog.open({
+      directory: path.join(options.directory, 'binlog'),
+      fileSystem,
+      sync: options.sync ?? { mode: 'immediate' },
+      ...(options.binlogSegmentSizeBytes ? { segmentSizeBytes: options.binlogSegmentSizeBytes } : {}),
+    });
+    let failed: DocketError | undefined;
+    let engine: Engine | undefined;
+    try {
+      engine = await Engine.open({
+        memtableSizeBytes: limits.MEMTABLE_SIZE_BYTES_DEFAULT,
+        ...options.engine,
+        directory: path.join(options.directory, 'engine'),
+        fileSystem,
+        wal: durability === 'double',
+        ...(durability === 'naive' ? {} : { flushBarrier: (tag: number) => binlog.waitDurable(tag) }),
+        onBackgroundError: (error) => (failed = new DocketError(DocketErrorCode.READ_ONLY, error.message, { cause: error })),
+      });
+      const families = new Set(engine.listFamilies());
+      const { position, report } = durability === 'naive' ? await openNaive(engine, binlog, families) : await replay(engine, binlog, families);
+      const catalog = await loadCatalog(engine);
+      const store = new DocumentStore(
+        engine, binlog, catalog, families, position, durability, report,
+        {
+          intervalMs: options.epochCheckIntervalMs ?? limits.EPOCH_CHECK_INTERVAL_MS,
+          segmentSizeBytes: options.binlogSegmentSizeBytes ?? BINLOG_SEGMENT_SIZE_BYTES_DEFAULT,
+          lagBytesMax: options.epochLagBytesMax ?? limits.EPOCH_LAG_BYTES_MAX,
+        },
+      );
+      if (failed) store.pipeline.fail(failed);
+      return store;
+    } catch (error) {
+      await engine?.close().catch(() => undefined);
+      await binlog.close().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  // ---- collections ----
+
+  async createCollection(name: string, options: CollectionOptions = {}): Promise<{ created: boolean; tsn: number }> {
+    this.checkOpen();
+    checkCollectionName(name);
+    defineCollection(0, name, options); // Refuses a bad definition before anything is logged.
+    const release = await this.pipeline.admit([COLLECTION_LOCK_PREFIX + name]);
+    let committed: Promise<number>;
+    try {
+      const existing = this.catalog.get(name);
+      if (existing) {
+        if (!sameOptions(existing.definition, options)) throw new DocketError(DocketErrorCode.COLLECTION_EXISTS, `collection ${name} exists with a different definition`);
+        this.pipeline.abandon();
+        return { created: false, tsn: existing.id };
+      }
+      if (this.catalog.size >= limits.COLLECTIONS_MAX) throw new DocketError(DocketErrorCode.COLLECTION_LIMIT, `a store holds at most ${limits.COLLECTIONS_MAX} collections`);
+      committed = this.pipeline.sequence([{ kind: 'create', name, definition: (id) => JSON.stringify(defineCollection(id, name, options)) }]);
+    } catch (error) {
+      this.pipeline.abandon();
+      throw error;
+    } finally {
+      release();
+    }
+    return { created: true, tsn: await committed };
+  }
+
+  async dropCollection(name: string): Promise<{ tsn: number }> {
+    this.checkOpen();
+    const release = await this.pipeline.admit([COLLECTION_LOCK_PREFIX + name]);
+    let committed: Promise<number>;
+    try {
+      committed = this.pipeline.sequence([{ kind: 'drop', collection: this.collection(name) }]);
+    } catch (error) {
+      this.pipeline.abandon();
+      throw error;
+    } finally {
+      release();
+    }
+    return { tsn: await committed };
+  }
+
+  listCollections(): CollectionInfo[] {
+    this.checkOpen();
+    return [...this.catalog.keys()].sort().map((name) => this.collectionInfo(name));
+  }
+
+  collectionInfo(name: string): CollectionInfo {
+    this.checkOpen();
+    const collection = this.collection(name);
+    const { id, schema, columns } = collection.definition;
+    const fields = [...collection.fields.values()].map((field) => ({ name: field.name, family: familyName(id, field.familyNumber) }));
+    return { name, id, ...(schema ? { schema } : {}), ...(columns ? { columns } : {}), fields, families: collection.familyNumbers().map((n) => familyName(id, n)) };
+  }
+
+  private collection(name: string): Collection {
+    const collection = this.catalog.get(name);
+    if (!collection) throw new DocketError(DocketErrorCode.COLLECTION_NOT_FOUND, `no collection named ${JSON.stringify(name)}`);
+    return collection;
+  }
+
+  // ---- writes ----
+
+  async put(collection: string, id: string, document: unknown, conditions: WriteConditions = {}): Promise<WriteResult> {
+    return (await this.batch([{ op: 'put', collection, id, document, ...conditions }]))[0]!;
+  }
+
+  async patch(collection: string, id: string, patch: unknown, conditions: Pick<WriteConditions, 'ifRevision'> = {}): Promise<WriteResult> {
+    return (await this.batch([{ op: 'patch', collection, id, patch, ...conditions }]))[0]!;
+  }
+
+  async delete(collection: string, id: string, conditions: Pick<WriteConditions, 'ifRevision'> = {}): Promise<WriteResult> {
+    return (await this.batch([{ op: 'delete', collection, id, ...conditions }]))[0]!;
+  }
+
+  /** Writes several documents as one transaction: all or nothing, one TSN. */
+  async batch(operations: readonly BatchOperation[]): Promise<WriteResult[]> {
+    this.checkOpen();
+    if (operations.length === 0) throw new DocketError(DocketErrorCode.INVALID_ARGUMENT, 'a batch needs at least one operation');
+    if (operations.length > limits.BATCH_OPERATIONS_MAX) throw limit(`a batch holds at most ${limits.BATCH_OPERATIONS_MAX} operations`);
+    const checked = operations.map((operation) => this.check(operation));
+    const release = await this.pipeline.admit(checked.map(({ collection, operation }) => documentKey(collection, operation.id)));
+    let committed: Promise<number>;
+    try {
+      const planned = await this.plan(checked);
+      if (recordBytesBound(planned) > limits.TRANSACTION_SIZE_BYTES_MAX) throw limit(`a transaction is at most ${limits.TRANSACTION_SIZE_BYTES_MAX} bytes`);
+      committed = this.pipeline.sequence(planned);
+    } catch (error) {
+      this.pipeline.abandon();
+      throw error;
+    } finally {
+      release();
+    }
+    const tsn = await committed;
+    return operations.map((operation) => ({ id: operation.id, revision: tsn, tsn }));
+  }
+
+  /** Checks what needs no state: names, ids, the document's shape and limits. */
+  private check(operation: BatchOperation): Checked {
+    const collection = this.collection(operation.collection);
+    checkId(operation.id);
+    if (operation.op === 'put') return { collection, operation, fields: documentFields(operation.document) };
+    if (operation.op === 'patch' && !isPlainObject(operation.patch)) throw new DocketError(DocketErrorCode.DOCUMENT_INVALID, 'a merge patch must be a JSON object');
+    return { collection, operation, fields: undefined };
+  }
+
+  private async plan(checked: readonly Checked[]): Promise<PlannedOperation[]> {
+    const local = new Map<string, DocumentState | undefined>();
+    const planned: PlannedWrite[] = [];
+    for (const item of checked) {
+      const key = documentKey(item.collection, item.operation.id);
+      const state = local.has(key) ? local.get(key) : await this.currentState(item.collection, item.operation.id);
+      const write = await this.planOne(item, state);
+      local.set(key, { revision: 0, deleted: write.deleted, fieldNames: write.fieldNames, values: write.values });
+      planned.push(write);
+    }
+    return planned;
+  }
+
+  private async planOne({ collection, operation, fields }: Checked, state: DocumentState | undefined): Promise<PlannedWrite> {
+    const live = state !== undefined && !state.deleted;
+    const { id } = operation;
+    if (operation.ifRevision !== undefined && (!live || state.revision !== operation.ifRevision)) {
+      throw new DocketError(DocketErrorCode.DOCUMENT_CONFLICT, `document ${JSON.stringify(id)} is at revision ${live ? state.revision : 'none (absent)'}, not ${operation.ifRevision}`);
+    }
+    const base = { kind: 'write' as const, collection, id };
+    if (operation.op === 'put') {
+      if (operation.ifAbsent && live) throw new DocketError(DocketErrorCode.DOCUMENT_CONFLICT, `document ${JSON.stringify(id)} exists (revision ${state.revision})`);
+      this.validate(collection, operation.document);
+      return { ...base, action: 'put', deleted: false, ...replacement(live ? state.fieldNames : [], fields!) };
+    }
+    if (!live) throw new DocketError(DocketErrorCode.DOCUMENT_NOT_FOUND, `no document ${JSON.stringify(id)} in ${collection.name}`);
+    if (operation.op === 'delete') return { ...base, action: 'delete', deleted: true, fieldNames: [], puts: [], deletes: state.fieldNames, values: new Map() };
+    const current = await this.withValues(collection, id, state);
+    const document = mergePatch(parseFields(current), operation.patch);
+    this.validate(collection, document);
+    const { fieldNames, deletes, values } = replacement(current.fieldNames, documentFields(document));
+    const puts = [...values].filter(([name, value]) => !current.values.get(name)?.equals(value));
+    return { ...base, action: 'patch', deleted: false, fieldNames, puts, deletes, values };
+  }
+
+  private validate(collection: Collection, document: unknown): void {
+    if (!collection.validate || collection.validate(document)) return;
+    const detail = (collection.validate.errors ?? []).slice(0, 3).map((e) => `${e.instancePath || '/'} ${e.message ?? 'is invalid'}`).join('; ');
+    throw new DocketError(DocketErrorCode.DOCUMENT_SCHEMA, `the document does not satisfy the schema of ${collection.name}: ${detail}`);
+  }
+
+  /** The latest sequenced state: the pipeline's if a write is in flight, else the engine's. */
+  private async currentState(collection: Collection, id: string): Promise<DocumentState | undefined> {
+    const pending = this.pipeline.pendingState(documentKey(collection, id));
+    if (pending) return pending;
+    const bytes = await this.engine.get(metaFamily(collection.id), metaKey(id));
+    if (!bytes) return undefined;
+    const header = decodeHeader(bytes);
+    return { revision: header.revision, deleted: header.deleted, fieldNames: header.fieldNumbers.map((n) => fieldNameOf(collection, n)), values: new Map() };
+  }
+
+  /** The state with every field's value (those not in flight come from the engine). */
+  private async withValues(collection: Collection, id: string, state: DocumentState): Promise<DocumentState> {
+    const missing = state.fieldNames.filter((name) => !state.values.has(name));
+    if (missing.length === 0) return state;
+    const read = await this.engine.getMany(missing.map((name) => fieldLocation(collection, id, name)));
+    const values = new Map(state.values);
+    missing.forEach((name, i) => values.set(name, required(read[i], collection, id, name)));
+    return { ...state, values };
+  }
+
+  // ---- reads ----
+
+  async get(collection: string, id: string, options: ReadOptions = {}): Promise<StoredDocument | undefined> {
+    this.checkOpen();
+    const target = this.collection(collection);
+    checkId(id);
+    const snapshot = this.engine.snapshot();
+    try {
+      const bytes = await this.engine.get(metaFamily(target.id), metaKey(id), { snapshot });
+      return bytes ? await this.assembleAt(target, id, bytes, options.fields, snapshot) : undefined;
+    } finally {
+      snapshot.release();
+    }
+  }
+
+  async list(collection: string, options: ListOptions = {}): Promise<{ documents: StoredDocument[]; next: string | undefined }> {
+    this.checkOpen();
+    const target = this.collection(collection);
+    const wanted = options.limit ?? limits.LIST_LIMIT_DEFAULT;
+    if (!Number.isInteger(wanted) || wanted < 1 || wanted > limits.LIST_LIMIT_MAX) throw new DocketError(DocketErrorCode.INVALID_ARGUMENT, `limit must be 1..${limits.LIST_LIMIT_MAX}`);
+    if (options.after !== undefined) checkId(options.after);
+    const snapshot = this.engine.snapshot();
+    const documents: StoredDocument[] = [];
+    let more = false;
+    try {
+      const range = { ...(options.after !== undefined ? { gt: metaKey(options.after) } : {}), ...(options.prefix ? { prefix: metaKey(options.prefix) } : {}) };
+      for await (const { key, value } of this.engine.iterator(metaFamily(target.id), { ...range, snapshot })) {
+        if (documents.length === wanted) {
+          more = !decodeHeader(value).deleted;
+          if (more) break;
+          continue;
+        }
+        const document = await this.assembleAt(target, key.toString('utf8'), value, options.fields, snapshot);
+        if (document) documents.push(document);
+      }
+    } finally {
+      snapshot.release();
+    }
+    return { documents, next: more ? documents[documents.length - 1]!.id : undefined };
+  }
+
+  private async assembleAt(collection: Collection, id: string, headerBytes: Buffer, fields: readonly string[] | undefined, snapshot: { lsn: number; release(): void }): Promise<StoredDocument | undefined> {
+    const header = decodeHeader(headerBytes);
+    if (header.deleted) return undefined;
+    let names = header.fieldNumbers.map((n) => fieldNameOf(collection, n));
+    if (fields) names = names.filter((name) => fields.includes(name));
+    const values = await this.engine.getMany(names.map((name) => fieldLocation(collection, id, name)), { snapshot });
+    return { id, revision: header.revision, json: assemble(names.map((name, i) => [name, required(values[i], collection, id, name)])) };
+  }
+
+  // ---- the rest ----
+
+  /** Purges the binlog below the global epoch and flushes families that hold it back. */
+  async maintainEpochs(): Promise<EpochStats | undefined> {
+    this.checkOpen();
+    return this.epochs?.run();
+  }
+
+  get lastTsn(): number {
+    return this.pipeline.tsn;
+  }
+
+  stats(): StoreStats {
+    this.checkOpen();
+    return {
+      tsn: this.pipeline.tsn,
+      durability: this.durability,
+      binlog: this.binlog.stats(),
+      engine: this.engine.stats(),
+      epochs: this.epochs?.stats(),
+      recovery: { replay: this.replayReport, binlog: this.binlog.openReport, engine: this.engine.recoveryReport },
+    };
+  }
+
+  /** Finishes what is in flight, syncs the binlog, closes the engine. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.epochs?.stop();
+    await this.pipeline.drain();
+    await this.epochs?.idle();
+    await this.binlog.close().catch(() => undefined);
+    await this.engine.close();
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new DocketError(DocketErrorCode.CLOSED, 'the store is closed');
+  }
+}
+
+interface Checked {
+  readonly collection: Collection;
+  readonly operation: BatchOperation;
+  /** A put's fields as JSON text. */
+  readonly fields: [string, Buffer][] | undefined;
+}
+
+/** What replacing a document whose fields were `old` with `fields` writes. */
+function replacement(old: readonly string[], fields: readonly [string, Buffer][]): Pick<PlannedWrite, 'fieldNames' | 'puts' | 'deletes' | 'values'> {
+  const values = new Map(fields);
+  return { fieldNames: fields.map(([name]) => name), puts: fields, deletes: old.filter((name) => !values.has(name)), values };
+}
+
+function parseFields(state: DocumentState): Record<string, unknown> {
+  const document: Record<string, unknown> = {};
+  for (const name of state.fieldNames) Object.defineProperty(document, name, { value: JSON.parse(state.values.get(name)!.toString('utf8')), enumerable: true, writable: true, configurable: true });
+  return document;
+}
+
+function fieldNameOf(collection: Collection, fieldNumber: number): string {
+  const field = collection.fieldsByNumber.get(fieldNumber);
+  if (!field) throw new DocketError(DocketErrorCode.RECOVERY_MISMATCH, `collection ${collection.name} has no field number ${fieldNumber} in its catalog`);
+  return field.name;
+}
+
+function fieldLocation(collection: Collection, id: string, name: string): { family: string; key: Buffer } {
+  const field = collection.fields.get(name)!;
+  return { family: familyName(collection.id, field.familyNumber), key: fieldKey(id, field.fieldNumber) };
+}
+
+function required(value: Buffer | undefined, collection: Collection, id: string, name: string): Buffer {
+  if (value === undefined) throw new DocketError(DocketErrorCode.RECOVERY_MISMATCH, `document ${JSON.stringify(id)} in ${collection.name} lists field ${JSON.stringify(name)} but it is not stored`);
+  return value;
+}
+
+/** An upper bound on the encoded record of a planned transaction. */
+function recordBytesBound(planned: readonly PlannedOperation[]): number {
+  let bytes = 16;
+  for (const op of planned) {
+    if (op.kind !== 'write') continue;
+    bytes += 3 * op.id.length + 64 + (op.fieldNames.length + op.deletes.length) * 24;
+    for (const [name, value] of op.puts) bytes += value.length + 3 * name.length + 48;
+  }
+  return bytes;
+}
+
+/** Naive mode: no flags, no replay; the engine keeps what it flushed and nothing else. */
+async function openNaive(engine: Engine, binlog: Binlog, families: Set<string>): Promise<{ position: LogPosition; report: undefined }> {
+  if (!families.has(CATALOG_FAMILY)) {
+    await engine.createFamily(CATALOG_FAMILY);
+    families.add(CATALOG_FAMILY);
+  }
+  const lsn = engine.lastLsnAssigned;
+  return { position: binlog.lastTsn === 0 && lsn === 0 ? ORIGIN : { tsn: binlog.lastTsn, lsnFirst: lsn + 1, lsnLast: lsn }, report: undefined };
+}
