@@ -81,6 +81,7 @@ const WORDS = (
   'bitcoin vaccine mask covid lockdown city country world movie show episode character book song ' +
   'album build PC GPU console update patch bug server meta nerf buff damn wow yeah yep nope okay sure'
 ).split(' ');
+const WORDS_CAPITALIZED = WORDS.map((word) => word.charAt(0).toUpperCase() + word.slice(1));
 const TITLE_WORDS = WORDS.filter((word) => /^[a-z]+$/i.test(word));
 // Words beyond plain ASCII, and the ones the API HTML-escapes (`&`, `<`, `>` arrive as entities).
 const UNUSUAL_WORDS = ['café', 'naïve', 'über', 'jalapeño', 'résumé', '—', '…', 'it’s', 'don’t', '“this”',
@@ -316,7 +317,7 @@ function word(random: Random): string {
 // NB: bodies are built as arrays and joined, so that JSON.stringify meets flat strings rather
 // than ropes of hundreds of pieces.
 function sentence(random: Random, count: number): string {
-  const words: string[] = [capitalize(pick(random, WORDS))];
+  const words: string[] = [pick(random, WORDS_CAPITALIZED)];
   for (let i = 1; i < count; i++) words.push(word(random));
   const text = words.join(' ') + pick(random, SENTENCE_ENDS);
   return random() < 0.05 ? text + ' ' + pick(random, EMOJI) : text;

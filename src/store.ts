@@ -131,7 +131,9 @@ export class DocumentStore {
       sync: options.sync ?? { mode: 'immediate' },
       ...(options.binlogSegmentSizeBytes ? { segmentSizeBytes: options.binlogSegmentSizeBytes } : {}),
     });
+    // Background failures (a flush or compaction that cannot write) stop writes at once.
     let failed: DocketError | undefined;
+    let onFailure = (error: DocketError): void => void (failed ??= error);
     let engine: Engine | undefined;
     try {
       engine = await Engine.open({
@@ -141,7 +143,7 @@ export class DocumentStore {
         fileSystem,
         wal: durability === 'double',
         ...(durability === 'naive' ? {} : { flushBarrier: (tag: number) => binlog.waitDurable(tag) }),
-        onBackgroundError: (error) => (failed = new DocketError(DocketErrorCode.READ_ONLY, error.message, { cause: error })),
+        onBackgroundError: (error) => onFailure(new DocketError(DocketErrorCode.READ_ONLY, error.message, { cause: error })),
       });
       const families = new Set(engine.listFamilies());
       const { position, report } = durability === 'naive' ? await openNaive(engine, binlog, families) : await replay(engine, binlog, families);
@@ -155,6 +157,7 @@ export class DocumentStore {
         },
       );
       if (failed) store.pipeline.fail(failed);
+      onFailure = (error) => void store.pipeline.fail(error);
       return store;
     } catch (error) {
       await engine?.close().catch(() => undefined);

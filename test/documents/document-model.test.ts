@@ -6,19 +6,22 @@
 //
 // Under the default `immediate` sync every acknowledged write survives a crash, so the model
 // does not change across one. Concurrent writes must be consistent with the serial order of
-// their TSNs: the committed ones apply in that order, and each refused one must be refused
-// with the same code at some point of that order.
+// their TSNs: the committed ones apply in that order, each refused one must be refused with the
+// same code at some point of that order, and a list fired among them sees one point, whole.
+// Bugs the property found are at the end, each with its failing assertion marked todo.
 //
 // DOCKET_DOC_MODEL_RUNS sets the number of runs (default 500), DOCKET_DOC_MODEL_SEED the seed
 // (default 20261121; `random` for a fresh one). A failure prints the seed, the path, the shrunk
-// command list and the command that replays it. DOCKET_DOC_MODEL_STATS=1 prints what the runs did.
+// command list and the command that replays it (DOCKET_DOC_MODEL_SEED, DOCKET_DOC_MODEL_PATH).
+// DOCKET_DOC_MODEL_OPS sets the most commands per run (default 60), DOCKET_DOC_MODEL_STATS=1
+// prints what the runs did, DOCKET_DOC_MODEL_RACE_DROPS=1 races drops with writes (see below).
 
 import t from 'tap';
 import fc from 'fast-check';
 import { SimFileSystem } from '../../storage/sim-file-system.js';
 import { DocumentStore, type BatchOperation, type StoredDocument, type WriteResult } from '../../src/store.js';
 import {
-  COLLECTION_EXISTS, COLLECTION_NOT_FOUND, DocumentModel, objectOf, projectJson, sameOptions,
+  COLLECTION_EXISTS, COLLECTION_NOT_FOUND, CONFLICT, DocumentModel, objectOf, projectJson, sameOptions,
   type CollectionOptionsModel, type Json, type JsonObject, type ModelWrite,
 } from '../helpers/document-model.js';
 
@@ -30,9 +33,9 @@ const SHRINK_SECONDS = Number(process.env.DOCKET_DOC_MODEL_SHRINK_SECONDS ?? 60)
 /** Most commands in one run (after the two creates that start it). */
 const OPS_MAX = Number(process.env.DOCKET_DOC_MODEL_OPS ?? 60);
 /**
- * Drops racing the concurrent writes and lists. Off by default until the two todo tests on drops
- * ('... while its collection is dropped ...') pass: the store then leaks the engine's
- * DOCKET_ERR_STORAGE_FAMILY_NOT_FOUND. DOCKET_DOC_MODEL_RACE_DROPS=1 turns them on.
+ * Drops racing the concurrent writes and lists. Off by default until the todo assertions of the
+ * tests on drops below pass (the store leaks the engine's DOCKET_ERR_STORAGE_FAMILY_NOT_FOUND,
+ * and answers for documents of a dropped collection); DOCKET_DOC_MODEL_RACE_DROPS=1 turns them on.
  */
 const RACE_DROPS = process.env.DOCKET_DOC_MODEL_RACE_DROPS === '1';
 
@@ -90,8 +93,10 @@ type Command =
   | { readonly op: 'maintain' }
   | { readonly op: 'reopen' }
   | { readonly op: 'crash'; readonly seed: number }
-  /** Writes fired together; a group of one is a single call, a longer one an atomic batch. */
-  /** ...and, `readAfter` microtask turns later, a list of each collection. A drop may race too. */
+  /**
+   * Writes fired together (a group of one is a single call, a longer one an atomic batch), and
+   * `readAfter` microtask turns later a list of each collection. A drop may race them too.
+   */
   | { readonly op: 'concurrent'; readonly groups: readonly (readonly WriteCommand[] | { readonly drop: number })[]; readonly readAfter: number }
   | { readonly op: 'check' };
 
@@ -102,7 +107,8 @@ const racingIdArb = fc.constantFrom('a', 'b', 'c');
 const idArb = fc.oneof(
   { weight: 10, arbitrary: racingIdArb },
   { weight: 3, arbitrary: fc.constantFrom('d', 'e') },
-  { weight: 2, arbitrary: fc.constantFrom('__proto__', 'constructor', 'ü/ä', 'ab', LONG_ID) },
+  // '😀' sorts before 'ｚ' in UTF-16 but after it in UTF-8, the order lists must follow.
+  { weight: 2, arbitrary: fc.constantFrom('__proto__', 'constructor', 'ü/ä', 'ab', '😀', 'ｚ', LONG_ID) },
 );
 const collectionArb = fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.constant(1) });
 
@@ -154,7 +160,8 @@ const batchRevArb = sometimes(fc.constantFrom<RevisionSpec>('right', 'right', 's
 const fieldsArb = sometimes(fc.uniqueArray(fc.constantFrom(...FIELD_NAMES, 'absent'), { maxLength: 3 }), 3);
 
 // Writes often pick a document that exists when they run, so that patches and deletes find one.
-const writeIdArb: fc.Arbitrary<IdSpec> = fc.oneof({ weight: 2, arbitrary: idArb }, { weight: 1, arbitrary: fc.nat(9).map((live) => ({ live })) });
+const liveIdArb: fc.Arbitrary<IdSpec> = fc.nat(9).map((live) => ({ live }));
+const writeIdArb: fc.Arbitrary<IdSpec> = fc.oneof({ weight: 2, arbitrary: idArb }, { weight: 1, arbitrary: liveIdArb });
 
 function writeArb(ids: fc.Arbitrary<IdSpec>, revisions = revArb): fc.Arbitrary<WriteCommand> {
   const base = { c: collectionArb, id: ids, rev: revisions };
@@ -169,20 +176,18 @@ const commandArb: fc.Arbitrary<Command> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ op: fc.constant('create' as const), c: fc.nat(1), options: fc.nat(COLLECTION_OPTIONS.length - 1) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('drop' as const), c: collectionArb, recreate: fc.oneof({ weight: 3, arbitrary: fc.nat(COLLECTION_OPTIONS.length - 1) }, { weight: 1, arbitrary: fc.constant(undefined) }) }) },
   { weight: 12, arbitrary: fc.record({ op: fc.constant('write' as const), write: writeArb(writeIdArb) }) },
-  { weight: 3, arbitrary: fc.record({ op: fc.constant('batch' as const), writes: fc.array(writeArb(fc.oneof(fc.nat(9).map((live) => ({ live })), racingIdArb), batchRevArb), { minLength: 1, maxLength: 4 }) }) },
+  { weight: 3, arbitrary: fc.record({ op: fc.constant('batch' as const), writes: fc.array(writeArb(fc.oneof(liveIdArb, racingIdArb), batchRevArb), { minLength: 1, maxLength: 4 }) }) },
   { weight: 4, arbitrary: fc.record({ op: fc.constant('get' as const), c: collectionArb, id: idArb, fields: fieldsArb }) },
   {
     weight: 3,
-    arbitrary: fc.record(
-      {
-        op: fc.constant('list' as const),
-        c: collectionArb,
-        limit: sometimes(fc.integer({ min: 1, max: 4 }), 2),
-        after: sometimes(fc.oneof(idArb, fc.constantFrom('b0', 'ü')), 3),
-        prefix: sometimes(fc.constantFrom('', 'a', 'c', 'ü', '_', 'z', 'q'), 3),
-        fields: fieldsArb,
-      },
-    ),
+    arbitrary: fc.record({
+      op: fc.constant('list' as const),
+      c: collectionArb,
+      limit: sometimes(fc.integer({ min: 1, max: 4 }), 2),
+      after: sometimes(fc.oneof(idArb, fc.constantFrom('b0', 'ü')), 3),
+      prefix: sometimes(fc.constantFrom('', 'a', 'c', 'ü', '_', 'z', 'q'), 3),
+      fields: fieldsArb,
+    }),
   },
   { weight: 1, arbitrary: fc.constant({ op: 'maintain' as const }) },
   { weight: 1, arbitrary: fc.constant({ op: 'reopen' as const }) },
@@ -284,6 +289,13 @@ function single(store: DocumentStore, write: ModelWrite): Promise<WriteResult> {
 
 /** One of the things a concurrent command fires: a transaction of writes, or a drop. */
 type Racer = { readonly writes: ModelWrite[] } | { readonly drop: string };
+
+interface Committed {
+  readonly racer: Racer;
+  readonly results: WriteResult[] | { tsn: number };
+}
+
+const tsnOf = (results: WriteResult[] | { tsn: number }): number => (Array.isArray(results) ? results[0]!.tsn : results.tsn);
 
 function showRacer(racer: Racer): string {
   return 'drop' in racer ? `drop ${racer.drop}` : JSON.stringify(racer.writes.map(toOperation));
@@ -469,10 +481,28 @@ class Runner {
     for (let turn = 0; turn < readAfter; turn++) await Promise.resolve();
     const reads = COLLECTIONS.filter((name) => this.model.collections.has(name)).map((name) => this.readPage(name));
     const settled = await Promise.allSettled(calls);
-    const committed: { racer: Racer; results: WriteResult[] | { tsn: number } }[] = [];
+    const committed: Committed[] = [];
     const refused: { racer: Racer; code: string }[] = [];
     settled.forEach((s, i) => (s.status === 'fulfilled' ? committed.push({ racer: racers[i]!, results: s.value }) : refused.push({ racer: racers[i]!, code: codeOf(s.reason) })));
-    const tsnOf = (results: WriteResult[] | { tsn: number }): number => (Array.isArray(results) ? results[0]!.tsn : results.tsn);
+    const states = this.commitInTsnOrder(committed);
+    for (const { racer, code } of refused) {
+      const codes = states.map((state) => outcomeOf(state, racer));
+      if (!codes.includes(code)) throw new Mismatch(`${showRacer(racer)} was refused with ${code}, but at each point of the TSN order the model says ${JSON.stringify(codes)}`);
+    }
+    for (const [name, page] of await Promise.all(reads)) {
+      const points = states.map((state) => (state.collections.has(name) ? JSON.stringify(state.page(name, { limit: 1000 })) : COLLECTION_NOT_FOUND));
+      const seen = points.indexOf(page);
+      if (seen < 0) throw new Mismatch(`a list of ${name} during the writes saw ${page}, which no point of the TSN order left:\n${points.join('\n')}`);
+      count(seen === 0 ? 'concurrent list saw none of the writes' : seen === states.length - 1 ? 'concurrent list saw all the writes' : 'concurrent list saw some of the writes');
+    }
+    count('concurrent committed', committed.length);
+    count('concurrent refused', refused.length);
+    this.notes.push(`concurrent: ${committed.length} committed, ${refused.length} refused`);
+    for (const collection of COLLECTIONS) if (this.model.collections.has(collection)) for (const id of ['a', 'b', 'c']) await this.get(collection, id, undefined);
+  }
+
+  /** Applies the committed racers to the model in TSN order; returns the model at each point. */
+  private commitInTsnOrder(committed: Committed[]): DocumentModel[] {
     committed.sort((a, b) => tsnOf(a.results) - tsnOf(b.results));
     expectEqual(committed.map((c) => tsnOf(c.results)), committed.map((_, i) => this.model.tsn + 1 + i), 'TSNs of the concurrent writes that committed');
     const states = [this.model.copy()];
@@ -490,20 +520,7 @@ class Runner {
       }
       states.push(this.model.copy());
     }
-    for (const { racer, code } of refused) {
-      const codes = states.map((state) => outcomeOf(state, racer));
-      if (!codes.includes(code)) throw new Mismatch(`${showRacer(racer)} was refused with ${code}, but at each point of the TSN order the model says ${JSON.stringify(codes)}`);
-    }
-    for (const [name, page] of await Promise.all(reads)) {
-      const prefixes = states.map((state) => (state.collections.has(name) ? JSON.stringify(state.page(name, { limit: 1000 })) : COLLECTION_NOT_FOUND));
-      const seen = prefixes.indexOf(page);
-      if (seen < 0) throw new Mismatch(`a list of ${name} during the writes saw ${page}, which no point of the TSN order left:\n${prefixes.join('\n')}`);
-      count(seen === 0 ? 'concurrent list saw none of the writes' : seen === states.length - 1 ? 'concurrent list saw all the writes' : 'concurrent list saw some of the writes');
-    }
-    count('concurrent committed', committed.length);
-    count('concurrent refused', refused.length);
-    this.notes.push(`concurrent: ${committed.length} committed, ${refused.length} refused`);
-    for (const collection of COLLECTIONS) if (this.model.collections.has(collection)) for (const id of ['a', 'b', 'c']) await this.get(collection, id, undefined);
+    return states;
   }
 
   private fire(racer: Racer): Promise<WriteResult[] | { tsn: number }> {
@@ -606,7 +623,9 @@ async function checkModel(numRuns: number, seed: number, path?: string): Promise
     'commands:',
     ...(scenario?.commands ?? []).map((command, index) => `  ${index}: ${JSON.stringify(command)}`),
     `error: ${error}`,
-  ].join('\n');
+  ]
+    .join('\n')
+    .replace(/[\u0085\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`); // Line breaks to YAML, so TAP would cut the report.
 }
 
 // ---- examples ----
@@ -690,20 +709,91 @@ t.test('a batch whose precondition fails changes nothing', async (t) => {
   await store.close();
 });
 
+// ---- bugs the property found, each failing assertion marked todo until src/ is fixed ----
+
+const codeOrValue = (r: PromiseSettledResult<unknown>): string => (r.status === 'fulfilled' ? 'ok' : String((r.reason as { code?: unknown }).code));
+
 // Found by the property (seed 20261121): the store plans a document written earlier in the same
 // batch at revision 0 (store.ts plan(): local.set(key, { revision: 0, ... })), so ifRevision 0,
 // which no stored document ever has, matches it and the batch commits.
-t.test('ifRevision 0 never matches, not even a document written earlier in the same batch', { todo: 'bug in src/store.ts: plan() gives in-batch writes revision 0' }, async (t) => {
+const REVISION_ZERO_TODO = 'bug in src/store.ts: plan() gives in-batch writes revision 0';
+
+t.test('ifRevision 0 never matches, not even a document written earlier in the same batch', async (t) => {
   const store = await fresh();
-  await t.rejects(
+  const [batch] = await Promise.allSettled([
     store.batch([
       { op: 'put', collection: 'posts', id: 'a', document: { n: 1 } },
       { op: 'put', collection: 'posts', id: 'a', document: { n: 2 }, ifRevision: 0 },
     ]),
-    { code: 'DOCKET_ERR_DOCUMENT_CONFLICT' },
-  );
-  t.equal(await store.get('posts', 'a'), undefined, 'the refused batch wrote nothing');
+  ]);
+  t.equal(codeOrValue(batch!), CONFLICT, 'the batch is refused', { todo: REVISION_ZERO_TODO });
+  t.equal(await store.get('posts', 'a'), undefined, 'the refused batch wrote nothing', { todo: REVISION_ZERO_TODO });
   await store.close();
+});
+
+// Found by the property with DOCKET_DOC_MODEL_RACE_DROPS=1: an operation checks its collection
+// when called, then waits for its locks; if the collection is dropped meanwhile, planning reads
+// families the drop has already removed, and the engine's error escapes (checkPlan's `dropped`
+// check comes only after planning). The same holds for a list that outlives the drop, and a
+// batch planned after the drop answers for its other documents instead of the collection.
+const DROP_RACE_TODO = 'bug in src/store.ts: batch()/list() do not recheck collection.dropped after waiting';
+
+t.test('a write waiting for its lock while its collection is dropped is refused with COLLECTION_NOT_FOUND', async (t) => {
+  const store = await fresh();
+  const results = await Promise.allSettled([store.dropCollection('posts'), store.put('posts', 'c', {}), store.put('posts', 'c', {}), store.put('posts', 'c', {})]);
+  t.same(results.map(codeOrValue), ['ok', COLLECTION_NOT_FOUND, COLLECTION_NOT_FOUND, COLLECTION_NOT_FOUND], 'no DOCKET_ERR_STORAGE_FAMILY_NOT_FOUND', { todo: DROP_RACE_TODO });
+  await store.close();
+});
+
+t.test('a list that started before its collection was dropped does not fail with a storage error', async (t) => {
+  const store = await open(new SimFileSystem(), { memtableSizeBytes: 1024, l0CompactionTriggerFiles: 4 });
+  await store.createCollection('posts');
+  for (let i = 0; i < 200; i++) await store.put('posts', `k${i}`, { x: i, y: 'y'.repeat(50) });
+  const [list, drop] = await Promise.allSettled([store.list('posts', { limit: 1000 }), store.dropCollection('posts')]);
+  t.equal(codeOrValue(drop!), 'ok');
+  t.ok(['ok', COLLECTION_NOT_FOUND].includes(codeOrValue(list!)), `the list gives its snapshot or COLLECTION_NOT_FOUND, got ${codeOrValue(list!)}`, { todo: DROP_RACE_TODO });
+  await store.close();
+});
+
+t.test('a batch racing the drop of one of its collections is refused with COLLECTION_NOT_FOUND, not a conflict', async (t) => {
+  const store = await open(new SimFileSystem());
+  await store.createCollection('c0');
+  await store.createCollection('c1');
+  await store.put('c0', 'a', {});
+  const { revision } = await store.put('c1', 'b', {});
+  const [remove, drop, batch] = await Promise.allSettled([
+    store.delete('c1', 'b'),
+    store.dropCollection('c0'),
+    store.batch([
+      { op: 'put', collection: 'c0', id: 'a', document: {} },
+      { op: 'put', collection: 'c1', id: 'b', document: {}, ifRevision: revision },
+    ]),
+  ]);
+  t.same([codeOrValue(remove!), codeOrValue(drop!)], ['ok', 'ok']);
+  // Before the drop the batch would commit; after it, c0 is gone. A conflict fits no serial order.
+  t.equal(codeOrValue(batch!), COLLECTION_NOT_FOUND, 'the batch is refused for its dropped collection', { todo: DROP_RACE_TODO });
+  await store.close();
+});
+
+// Found while writing this test (not by the property, which awaits every write before close):
+// writes called just before close() are neither finished nor refused as closed. The first
+// fails appending to the closed binlog, which turns the pipeline read-only; the rest reach the
+// closed engine. Nothing is acknowledged, so nothing is lost; the codes are the bug.
+const CLOSE_TODO = 'bug in src/store.ts: close() does not wait for, or refuse with CLOSED, writes waiting for their locks';
+
+t.test('writes called before close() either commit or are refused with DOCKET_ERR_CLOSED', async (t) => {
+  const fs = new SimFileSystem();
+  const store = await open(fs);
+  await store.createCollection('posts');
+  const writes = [store.put('posts', 'a', { n: 1 }), store.put('posts', 'a', { n: 2 }), store.patch('posts', 'a', { m: 1 })];
+  const closed = store.close();
+  const results = await Promise.allSettled(writes);
+  await closed;
+  t.same(results.map(codeOrValue).filter((code) => code !== 'ok' && code !== 'DOCKET_ERR_CLOSED'), [], 'no other code', { todo: CLOSE_TODO });
+  const reopened = await open(fs);
+  const committed = results.filter((r) => r.status === 'fulfilled').length;
+  t.equal(reopened.lastTsn, 1 + committed, 'every write acknowledged before the close is there after it');
+  await reopened.close();
 });
 
 t.test('the document store agrees with an in-memory model across writes, reads, lists, reopens, crashes and races', async (t) => {

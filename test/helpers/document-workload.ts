@@ -99,7 +99,7 @@ export interface RunResult {
 }
 
 /** Runs the workload until it ends or the first error (a simulated crash, usually). */
-export async function run(store: DocumentStore, groups: Step[][], setup: () => Promise<void>): Promise<RunResult> {
+export async function run(store: DocumentStore, groups: Step[][], setup: () => Promise<void>, errors: unknown[] = []): Promise<RunResult> {
   const acknowledged = new Map<number, number>();
   const changes = new Map<number, 'create-side' | 'drop-side'>();
   let crashed = false;
@@ -107,10 +107,12 @@ export async function run(store: DocumentStore, groups: Step[][], setup: () => P
     await setup();
     for (const group of groups) {
       const outcomes = await Promise.allSettled(group.map((step) => runStep(store, step, acknowledged, changes)));
+      for (const outcome of outcomes) if (outcome.status === 'rejected') errors.push(outcome.reason);
       const failure = outcomes.find((outcome) => outcome.status === 'rejected' && !isExpected(outcome.reason));
       if (failure) throw (failure as PromiseRejectedResult).reason;
     }
-  } catch {
+  } catch (error) {
+    if (!errors.includes(error)) errors.push(error);
     crashed = true;
   }
   let durableTsn = 0;
