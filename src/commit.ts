@@ -87,8 +87,10 @@ export class CommitPipeline {
   private readonly locks = new Map<string, Promise<void>>();
   private inFlight = 0;
   private readonly slotWaiters: (() => void)[] = [];
+  private readonly idleWaiters: (() => void)[] = [];
   private previous: { tsn: number; lsnFirst: Promise<number>; count: number };
   private failure: DocketError | undefined;
+  private closing = false;
   private readonly encoder = new ByteWriter(64 * 1024);
 
   constructor(
@@ -114,6 +116,12 @@ export class CommitPipeline {
 
   checkWritable(): void {
     if (this.failure) throw this.failure;
+    if (this.closing) throw new DocketError(DocketErrorCode.CLOSED, 'the store is closing');
+  }
+
+  /** Refuses what is not yet sequenced; what is finishes (see drain). */
+  close(): void {
+    this.closing = true;
   }
 
   /** Waits for a slot, then for the locks of the given documents; resolves with the release. */
@@ -150,6 +158,7 @@ export class CommitPipeline {
   private releaseSlot(): void {
     this.inFlight--;
     this.slotWaiters.shift()?.();
+    if (this.inFlight === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
   /**
@@ -283,8 +292,9 @@ export class CommitPipeline {
     return this.failure;
   }
 
-  /** Waits until every sequenced transaction is applied or failed. */
+  /** Waits until every admitted transaction is applied, failed or refused. */
   async drain(): Promise<void> {
+    if (this.inFlight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     while (this.applying) await this.applying;
     await this.previous.lsnFirst.catch(() => undefined);
   }

@@ -249,7 +249,12 @@ export class DocumentStore {
     const release = await this.pipeline.admit(checked.map(({ collection, operation }) => documentKey(collection, operation.id)));
     let committed: Promise<number>;
     try {
-      const planned = await this.plan(checked);
+      this.pipeline.checkWritable(); // Closed or failed while this waited for its locks.
+      checkLive(checked);
+      const planned = await this.plan(checked).catch((error: unknown) => {
+        checkLive(checked); // A drop sequenced while planning: the plan read dropped families.
+        throw error;
+      });
       if (recordBytesBound(planned) > limits.TRANSACTION_SIZE_BYTES_MAX) throw limit(`a transaction is at most ${limits.TRANSACTION_SIZE_BYTES_MAX} bytes`);
       committed = this.pipeline.sequence(planned);
     } catch (error) {
@@ -266,6 +271,10 @@ export class DocumentStore {
   private check(operation: BatchOperation): Checked {
     const collection = this.collection(operation.collection);
     checkId(operation.id);
+    const { ifRevision } = operation;
+    if (ifRevision !== undefined && !(Number.isSafeInteger(ifRevision) && ifRevision >= 0)) {
+      throw new DocketError(DocketErrorCode.INVALID_ARGUMENT, `ifRevision must be a revision (a TSN, an integer), got ${String(ifRevision)}`);
+    }
     if (operation.op === 'put') return { collection, operation, fields: documentFields(operation.document) };
     if (operation.op === 'patch' && !isPlainObject(operation.patch)) throw new DocketError(DocketErrorCode.DOCUMENT_INVALID, 'a merge patch must be a JSON object');
     return { collection, operation, fields: undefined };
@@ -278,7 +287,8 @@ export class DocumentStore {
       const key = documentKey(item.collection, item.operation.id);
       const state = local.has(key) ? local.get(key) : await this.currentState(item.collection, item.operation.id);
       const write = await this.planOne(item, state);
-      local.set(key, { revision: 0, deleted: write.deleted, fieldNames: write.fieldNames, values: write.values });
+      // Its revision is this batch's TSN, not known yet: no condition can name it.
+      local.set(key, { revision: -1, deleted: write.deleted, fieldNames: write.fieldNames, values: write.values });
       planned.push(write);
     }
     return planned;
@@ -342,6 +352,8 @@ export class DocumentStore {
     try {
       const bytes = await this.engine.get(metaFamily(target.id), metaKey(id), { snapshot });
       return bytes ? await this.assembleAt(target, id, bytes, options.fields, snapshot) : undefined;
+    } catch (error) {
+      throw droppedWhileReading(target, error);
     } finally {
       snapshot.release();
     }
@@ -367,6 +379,8 @@ export class DocumentStore {
         const document = await this.assembleAt(target, key.toString('utf8'), value, options.fields, snapshot);
         if (document) documents.push(document);
       }
+    } catch (error) {
+      throw droppedWhileReading(target, error);
     } finally {
       snapshot.release();
     }
@@ -411,6 +425,7 @@ export class DocumentStore {
     if (this.closed) return;
     this.closed = true;
     this.epochs?.stop();
+    this.pipeline.close();
     await this.pipeline.drain();
     await this.epochs?.idle();
     await this.binlog.close().catch(() => undefined);
@@ -427,6 +442,18 @@ interface Checked {
   readonly operation: BatchOperation;
   /** A put's fields as JSON text. */
   readonly fields: [string, Buffer][] | undefined;
+}
+
+/** COLLECTION_NOT_FOUND if a collection of the batch has been dropped (its drop is sequenced). */
+function checkLive(checked: readonly Checked[]): void {
+  const dropped = checked.find(({ collection }) => collection.dropped);
+  if (dropped) throw new DocketError(DocketErrorCode.COLLECTION_NOT_FOUND, `collection ${dropped.collection.name} was dropped`);
+}
+
+/** A read that raced its collection's drop saw its families vanish: say what happened. */
+function droppedWhileReading(collection: Collection, error: unknown): unknown {
+  if (!collection.dropped) return error;
+  return new DocketError(DocketErrorCode.COLLECTION_NOT_FOUND, `collection ${collection.name} was dropped`, { cause: error });
 }
 
 /** What replacing a document whose fields were `old` with `fields` writes. */

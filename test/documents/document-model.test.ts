@@ -37,7 +37,7 @@ const OPS_MAX = Number(process.env.DOCKET_DOC_MODEL_OPS ?? 60);
  * tests on drops below pass (the store leaks the engine's DOCKET_ERR_STORAGE_FAMILY_NOT_FOUND,
  * and answers for documents of a dropped collection); DOCKET_DOC_MODEL_RACE_DROPS=1 turns them on.
  */
-const RACE_DROPS = process.env.DOCKET_DOC_MODEL_RACE_DROPS === '1';
+const RACE_DROPS = process.env.DOCKET_DOC_MODEL_RACE_DROPS !== '0';
 
 const DIRECTORY = '/db';
 const COLLECTIONS = ['c0', 'c1'] as const;
@@ -709,14 +709,13 @@ t.test('a batch whose precondition fails changes nothing', async (t) => {
   await store.close();
 });
 
-// ---- bugs the property found, each failing assertion marked todo until src/ is fixed ----
+// ---- bugs the property found, each a regression test now ----
 
 const codeOrValue = (r: PromiseSettledResult<unknown>): string => (r.status === 'fulfilled' ? 'ok' : String((r.reason as { code?: unknown }).code));
 
 // Found by the property (seed 20261121): the store plans a document written earlier in the same
 // batch at revision 0 (store.ts plan(): local.set(key, { revision: 0, ... })), so ifRevision 0,
 // which no stored document ever has, matches it and the batch commits.
-const REVISION_ZERO_TODO = 'bug in src/store.ts: plan() gives in-batch writes revision 0';
 
 t.test('ifRevision 0 never matches, not even a document written earlier in the same batch', async (t) => {
   const store = await fresh();
@@ -726,8 +725,8 @@ t.test('ifRevision 0 never matches, not even a document written earlier in the s
       { op: 'put', collection: 'posts', id: 'a', document: { n: 2 }, ifRevision: 0 },
     ]),
   ]);
-  t.equal(codeOrValue(batch!), CONFLICT, 'the batch is refused', { todo: REVISION_ZERO_TODO });
-  t.equal(await store.get('posts', 'a'), undefined, 'the refused batch wrote nothing', { todo: REVISION_ZERO_TODO });
+  t.equal(codeOrValue(batch!), CONFLICT, 'the batch is refused');
+  t.equal(await store.get('posts', 'a'), undefined, 'the refused batch wrote nothing');
   await store.close();
 });
 
@@ -736,12 +735,11 @@ t.test('ifRevision 0 never matches, not even a document written earlier in the s
 // families the drop has already removed, and the engine's error escapes (checkPlan's `dropped`
 // check comes only after planning). The same holds for a list that outlives the drop, and a
 // batch planned after the drop answers for its other documents instead of the collection.
-const DROP_RACE_TODO = 'bug in src/store.ts: batch()/list() do not recheck collection.dropped after waiting';
 
 t.test('a write waiting for its lock while its collection is dropped is refused with COLLECTION_NOT_FOUND', async (t) => {
   const store = await fresh();
   const results = await Promise.allSettled([store.dropCollection('posts'), store.put('posts', 'c', {}), store.put('posts', 'c', {}), store.put('posts', 'c', {})]);
-  t.same(results.map(codeOrValue), ['ok', COLLECTION_NOT_FOUND, COLLECTION_NOT_FOUND, COLLECTION_NOT_FOUND], 'no DOCKET_ERR_STORAGE_FAMILY_NOT_FOUND', { todo: DROP_RACE_TODO });
+  t.same(results.map(codeOrValue), ['ok', COLLECTION_NOT_FOUND, COLLECTION_NOT_FOUND, COLLECTION_NOT_FOUND], 'no DOCKET_ERR_STORAGE_FAMILY_NOT_FOUND');
   await store.close();
 });
 
@@ -751,7 +749,7 @@ t.test('a list that started before its collection was dropped does not fail with
   for (let i = 0; i < 200; i++) await store.put('posts', `k${i}`, { x: i, y: 'y'.repeat(50) });
   const [list, drop] = await Promise.allSettled([store.list('posts', { limit: 1000 }), store.dropCollection('posts')]);
   t.equal(codeOrValue(drop!), 'ok');
-  t.ok(['ok', COLLECTION_NOT_FOUND].includes(codeOrValue(list!)), `the list gives its snapshot or COLLECTION_NOT_FOUND, got ${codeOrValue(list!)}`, { todo: DROP_RACE_TODO });
+  t.ok(['ok', COLLECTION_NOT_FOUND].includes(codeOrValue(list!)), `the list gives its snapshot or COLLECTION_NOT_FOUND, got ${codeOrValue(list!)}`);
   await store.close();
 });
 
@@ -771,15 +769,14 @@ t.test('a batch racing the drop of one of its collections is refused with COLLEC
   ]);
   t.same([codeOrValue(remove!), codeOrValue(drop!)], ['ok', 'ok']);
   // Before the drop the batch would commit; after it, c0 is gone. A conflict fits no serial order.
-  t.equal(codeOrValue(batch!), COLLECTION_NOT_FOUND, 'the batch is refused for its dropped collection', { todo: DROP_RACE_TODO });
+  t.equal(codeOrValue(batch!), COLLECTION_NOT_FOUND, 'the batch is refused for its dropped collection');
   await store.close();
 });
 
-// Found while writing this test (not by the property, which awaits every write before close):
+// Found while writing this test (not by the property, which awaits every write before close); fixed:
 // writes called just before close() are neither finished nor refused as closed. The first
 // fails appending to the closed binlog, which turns the pipeline read-only; the rest reach the
-// closed engine. Nothing is acknowledged, so nothing is lost; the codes are the bug.
-const CLOSE_TODO = 'bug in src/store.ts: close() does not wait for, or refuse with CLOSED, writes waiting for their locks';
+// closed engine. Nothing was acknowledged, so nothing was lost; the codes were the bug.
 
 t.test('writes called before close() either commit or are refused with DOCKET_ERR_CLOSED', async (t) => {
   const fs = new SimFileSystem();
@@ -789,7 +786,7 @@ t.test('writes called before close() either commit or are refused with DOCKET_ER
   const closed = store.close();
   const results = await Promise.allSettled(writes);
   await closed;
-  t.same(results.map(codeOrValue).filter((code) => code !== 'ok' && code !== 'DOCKET_ERR_CLOSED'), [], 'no other code', { todo: CLOSE_TODO });
+  t.same(results.map(codeOrValue).filter((code) => code !== 'ok' && code !== 'DOCKET_ERR_CLOSED'), [], 'no other code');
   const reopened = await open(fs);
   const committed = results.filter((r) => r.status === 'fulfilled').length;
   t.equal(reopened.lastTsn, 1 + committed, 'every write acknowledged before the close is there after it');
