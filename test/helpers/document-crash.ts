@@ -4,12 +4,13 @@
 // collection drops, flushes, compactions, segment rotation and purges runs until the power
 // fails at operation k; the image (with one kind of damage) is reopened, one time in five
 // crashing again during recovery, and checked against the workload (helpers/document-workload.ts).
-// Replay one failure: DOCKET_DOC_CRASH_ONLY="<mode>:<seed>:<k>:<damage>[:<j>]" npx tap test/crash/document-crash.test.ts
+// One test file per mode (test/crash/document-crash-<mode>.test.ts), so tap runs them in parallel.
+// Replay one failure: DOCKET_DOC_CRASH_ONLY="<mode>:<seed>:<k>:<damage>[:<j>]" npx tap test/crash/document-crash-<mode>.test.ts
 
 import t from 'tap';
 import { DocumentStore, type Durability, type StoreOptions } from '../../src/store.js';
 import { DAMAGES, SimFileSystem, type Damage } from '../../storage/sim-file-system.js';
-import { MAIN, run, STORE_OPTIONS, verify, workload, type Step } from '../helpers/document-workload.js';
+import { MAIN, run, STORE_OPTIONS, verify, workload, type Step } from './document-workload.js';
 
 interface Mode {
   readonly name: string;
@@ -96,36 +97,37 @@ async function operationsIn(mode: Mode, seed: number): Promise<number> {
   return fs.operationCount;
 }
 
-const only = process.env['DOCKET_DOC_CRASH_ONLY'];
 const SEEDS = Number(process.env['DOCKET_DOC_CRASH_SEEDS'] ?? 6);
 const POINTS_PER_SEED = Number(process.env['DOCKET_DOC_CRASH_POINTS'] ?? 450);
 
-if (only) {
-  t.test(`replay ${only}`, async (t) => {
-    const [modeName, seed, k, damage, again] = only.split(':');
-    const mode = MODES.find((m) => m.name === modeName)!;
-    t.equal(await checkOne(mode, Number(seed), Number(k), damage as Damage, again ? Number(again) : undefined), undefined);
-  });
-} else {
-  for (const mode of MODES) {
-    const promise = mode.name === 'periodic' ? 'every synced transaction survives' : 'no acknowledged transaction lost';
-    t.test(`document crash sweep, ${mode.name}: ${promise}, none partial, history a prefix`, async (t) => {
-      let executions = 0;
-      const failures: string[] = [];
-      const seeds = mode.name === 'periodic' ? Math.ceil(SEEDS / 3) : SEEDS;
-      for (let seed = 1; seed <= seeds; seed++) {
-        const total = await operationsIn(mode, seed);
-        const stride = Math.max(1, Math.floor(total / POINTS_PER_SEED));
-        for (let k = 1; k <= total; k += stride) {
-          const damage = DAMAGES[(seed + k) % DAMAGES.length]!;
-          const again = k % 5 === 0 ? 1 + (k % 37) : undefined;
-          const failure = await checkOne(mode, seed, k, damage, again);
-          executions++;
-          if (failure) failures.push(`DOCKET_DOC_CRASH_ONLY="${mode.name}:${seed}:${k}:${damage}${again ? `:${again}` : ''}" → ${failure}`);
-        }
-      }
-      t.same(failures.slice(0, 5), [], `${failures.length} of ${executions} crash executions failed`);
-      t.ok(executions >= seeds * 100, `${executions} crash executions ran`);
+/** Registers the sweep of one mode, or the replay of one failure of that mode. */
+export function sweep(modeName: string): void {
+  const mode = MODES.find((m) => m.name === modeName)!;
+  const only = process.env['DOCKET_DOC_CRASH_ONLY'];
+  if (only) {
+    t.test(`replay ${only}`, async (t) => {
+      const [, seed, k, damage, again] = only.split(':');
+      t.equal(await checkOne(mode, Number(seed), Number(k), damage as Damage, again ? Number(again) : undefined), undefined);
     });
+    return;
   }
+  const promise = mode.name === 'periodic' ? 'every synced transaction survives' : 'no acknowledged transaction lost';
+  t.test(`document crash sweep, ${mode.name}: ${promise}, none partial, history a prefix`, async (t) => {
+    let executions = 0;
+    const failures: string[] = [];
+    const seeds = mode.name === 'periodic' ? Math.ceil(SEEDS / 2) : SEEDS;
+    for (let seed = 1; seed <= seeds; seed++) {
+      const total = await operationsIn(mode, seed);
+      const stride = Math.max(1, Math.floor(total / POINTS_PER_SEED));
+      for (let k = 1; k <= total; k += stride) {
+        const damage = DAMAGES[(seed + k) % DAMAGES.length]!;
+        const again = k % 5 === 0 ? 1 + (k % 37) : undefined;
+        const failure = await checkOne(mode, seed, k, damage, again);
+        executions++;
+        if (failure) failures.push(`DOCKET_DOC_CRASH_ONLY="${mode.name}:${seed}:${k}:${damage}${again ? `:${again}` : ''}" → ${failure}`);
+      }
+    }
+    t.same(failures.slice(0, 5), [], `${failures.length} of ${executions} crash executions failed`);
+    t.ok(executions >= seeds * 100, `${executions} crash executions ran`);
+  });
 }

@@ -1,0 +1,5 @@
+// The document layer's crash-point sweep in `double` mode: see test/helpers/document-crash.ts.
+
+import { sweep } from '../helpers/document-crash.js';
+
+sweep('double');
