@@ -53,7 +53,9 @@ export class EpochKeeper {
     this.replayFromTsn = Number.isFinite(start) ? start : 0;
     // Records below the smallest flag TSN are persisted in every family; its own record is needed.
     if (this.replayFromTsn > 0) this.segmentsPurged += await this.binlog.purge(this.replayFromTsn);
-    const laggards = this.laggards(flags);
+    // Read again after the purge's await: a collection dropped meanwhile took its families along.
+    const live = new Set(this.engine.listFamilies());
+    const laggards = this.laggards(flags).filter((name) => live.has(name));
     if (laggards.length > 0) {
       this.laggardFlushes += laggards.length;
       await this.engine.flush(laggards);
