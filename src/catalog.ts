@@ -4,9 +4,8 @@
 
 import { createRequire } from 'node:module';
 import type { ValidateFunction } from 'ajv';
-import type { Engine } from '../storage/index.js';
+import { ByteReader, type Engine } from '../storage/index.js';
 import { DocketError, DocketErrorCode } from './errors.js';
-import { ByteReader } from '../storage/index.js';
 import { CATALOG_FAMILY, COLLECTION_KEY_PREFIX, FIELD_ASSIGNMENT_KEY_PREFIX, FIRST_FIELD_FAMILY_NUMBER, META_FAMILY_NUMBER, OVERFLOW_FAMILY_NUMBER, parseFieldAssignmentKey } from './documents/keys.js';
 import type { FieldAssignment } from './documents/record.js';
 import * as limits from './limits.js';

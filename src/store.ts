@@ -11,7 +11,7 @@ import { DocketError, DocketErrorCode } from './errors.js';
 import { assemble } from './documents/assemble.js';
 import { decodeHeader } from './documents/header.js';
 import { CATALOG_FAMILY, familyName, fieldKey, metaFamily, metaKey } from './documents/keys.js';
-import { isPlainObject, mergePatch } from './documents/merge-patch.js';
+import { isPlainObject, mergePatch, setOwn } from './documents/merge-patch.js';
 import { checkCollectionName, checkId, documentFields, limit } from './documents/validate.js';
 import { EpochKeeper, type EpochStats } from './epochs.js';
 import * as limits from './limits.js';
@@ -464,7 +464,7 @@ function replacement(old: readonly string[], fields: readonly [string, Buffer][]
 
 function parseFields(state: DocumentState): Record<string, unknown> {
   const document: Record<string, unknown> = {};
-  for (const name of state.fieldNames) Object.defineProperty(document, name, { value: JSON.parse(state.values.get(name)!.toString('utf8')), enumerable: true, writable: true, configurable: true });
+  for (const name of state.fieldNames) setOwn(document, name, JSON.parse(state.values.get(name)!.toString('utf8')));
   return document;
 }
 

@@ -10,23 +10,19 @@ import { encodeHeader } from './header.js';
 import { CATALOG_FAMILY, collectionKey, familyName, fieldAssignmentKey, fieldKey, metaFamily, metaKey } from './keys.js';
 import type { DropCollectionOp, Transaction, WriteOp } from './record.js';
 
-/** The families a transaction writes to or creates, by collection: created on first use. */
 export interface Translation {
   readonly batch: WriteBatch;
-  /** Field families the writes use, as [collectionId, familyNumber]. */
-  readonly families: readonly (readonly [number, number])[];
 }
 
 // REQUIRES: pure. Reads nothing but its arguments.
 export function translate(transaction: Transaction, tsn: number): Translation {
   const batch = new WriteBatch();
-  const families: [number, number][] = [];
   for (const op of transaction.ops) {
     if (op.kind === 'create') batch.put(CATALOG_FAMILY, collectionKey(op.name), Buffer.from(op.definition, 'utf8'));
     else if (op.kind === 'drop') translateDrop(batch, op);
-    else translateWrite(batch, families, op, tsn);
+    else translateWrite(batch, op, tsn);
   }
-  return { batch, families };
+  return { batch };
 }
 
 function translateDrop(batch: WriteBatch, op: DropCollectionOp): void {
@@ -34,11 +30,10 @@ function translateDrop(batch: WriteBatch, op: DropCollectionOp): void {
   for (const name of op.fieldNames) batch.delete(CATALOG_FAMILY, fieldAssignmentKey(op.collectionId, name));
 }
 
-function translateWrite(batch: WriteBatch, families: [number, number][], op: WriteOp, tsn: number): void {
+function translateWrite(batch: WriteBatch, op: WriteOp, tsn: number): void {
   const { collectionId, id } = op;
   for (const a of op.assignments) {
     batch.put(CATALOG_FAMILY, fieldAssignmentKey(collectionId, a.name), Buffer.from(new ByteWriter(16).varint(a.fieldNumber).varint(a.familyNumber).view()));
-    families.push([collectionId, a.familyNumber]);
   }
   batch.put(metaFamily(collectionId), metaKey(id), encodeHeader({ revision: tsn, deleted: op.deleted, fieldNumbers: op.fieldNumbers }));
   for (const put of op.puts) batch.put(familyName(collectionId, put.familyNumber), fieldKey(id, put.fieldNumber), put.value);
