@@ -1,12 +1,26 @@
-// GET /, /healthz and /stats: what the server is and how its engine is doing.
+// GET /, /healthz and /stats: what the server is, whether it serves, how its store is doing.
 
 import type { FastifyPluginAsync } from 'fastify';
-import type { Engine } from '../storage/index.js';
+import type { Docket } from '../src/http/context.js';
+import { PACKAGE } from '../src/version.js';
 
-const VERSION = '0.1.0';
+export const statusRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app, { docket }) => {
+  app.get('/', async () => ({
+    name: PACKAGE.name,
+    version: PACKAGE.version,
+    role: 'primary',
+    phase: docket.phase,
+    tsn: docket.phase === 'ready' ? docket.store.lastTsn : null,
+  }));
 
-export const statusRoutes: FastifyPluginAsync<{ engine: Engine }> = async (app, { engine }) => {
-  app.get('/', async () => ({ name: 'docket', version: VERSION, role: 'primary', lastLsn: engine.lastLsnAssigned }));
-  app.get('/healthz', async () => ({ status: 'ok' }));
-  app.get('/stats', async () => engine.stats());
+  // 200 once recovery is over; 503 (DOCKET_ERR_UNAVAILABLE) while it runs or after shutdown began.
+  app.get('/healthz', async () => {
+    docket.store;
+    return { status: 'ok' };
+  });
+
+  app.get('/stats', async () => {
+    const stats = docket.store.stats();
+    return { ...stats, sync: { mode: docket.config.sync, ...(docket.config.sync === 'periodic' ? { intervalMs: docket.config.syncIntervalMs } : {}) } };
+  });
 };

@@ -1,20 +1,81 @@
-// The HTTP application: fastify with the routes of routes/. The document API arrives with the
-// document layer; today the server exposes the engine's health and stats.
+// The HTTP application: fastify with Docket's body parsers, error handling and the routes of
+// routes/. buildApp returns at once with the store still recovering; `app.docket.opened`
+// settles when it is open (routes answer 503 until then).
 
-import Fastify, { type FastifyInstance } from 'fastify';
-import { Engine } from '../storage/index.js';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import * as path from 'node:path';
+import { DEFAULTS, type Config } from './config.js';
+import { Docket } from './http/context.js';
+import { clientErrorHandler, installErrorHandlers } from './http/errors.js';
+import { parseJson } from './http/json.js';
+import * as limits from './limits.js';
+import { DocumentStore, type StoreOptions } from './store.js';
 import { statusRoutes } from '../routes/status.js';
+import { collectionRoutes } from '../routes/collections.js';
+import { documentRoutes } from '../routes/documents.js';
 
-export interface AppOptions {
-  readonly dataDirectory: string;
-  readonly logger?: boolean;
+declare module 'fastify' {
+  interface FastifyInstance {
+    docket: Docket;
+  }
 }
 
-export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
-  const engine = await Engine.open({ directory: options.dataDirectory });
-  const app = Fastify({ logger: options.logger ?? false, requestTimeout: 30_000 });
-  app.decorate('engine', engine);
-  await app.register(statusRoutes, { engine });
-  app.addHook('onClose', async () => engine.close());
+export interface AppOptions {
+  readonly config?: Partial<Config>;
+  /** Pino logging (the server's, at config.logLevel); tests leave it off. */
+  readonly logger?: boolean;
+  /** Store options beyond what the config sets (tests: a simulated file system, tuning). */
+  readonly store?: Partial<StoreOptions>;
+}
+
+/** The media types that carry one JSON value. */
+export const JSON_MEDIA_TYPES = ['application/json', 'application/merge-patch+json'] as const;
+export const NDJSON_MEDIA_TYPE = 'application/x-ndjson';
+
+/** Longest path parameter: an id of ID_SIZE_BYTES_MAX bytes, every byte percent-encoded. */
+const PARAM_LENGTH_MAX = 3 * limits.ID_SIZE_BYTES_MAX + 64;
+
+export async function buildApp(options: AppOptions = {}): Promise<FastifyInstance> {
+  const config: Config = { ...DEFAULTS, ...options.config };
+  const fastifyOptions: FastifyServerOptions = {
+    logger: options.logger ? { level: config.logLevel } : false,
+    bodyLimit: config.bodyLimitBytes,
+    requestTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: config.keepAliveTimeoutMs,
+    routerOptions: { maxParamLength: PARAM_LENGTH_MAX },
+    return503OnClosing: false, // Docket answers 503 itself, in its own error shape.
+    clientErrorHandler,
+  };
+  const app = Fastify(fastifyOptions);
+  app.server.headersTimeout = config.headersTimeoutMs;
+
+  const docket = new Docket(config, () =>
+    DocumentStore.open({
+      directory: path.resolve(config.dataDirectory),
+      sync: config.sync === 'periodic' ? { mode: 'periodic', intervalMs: config.syncIntervalMs } : { mode: 'immediate' },
+      durability: config.durability,
+      ...options.store,
+    }),
+  );
+  app.decorate('docket', docket);
+
+  installErrorHandlers(app);
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser([...JSON_MEDIA_TYPES], { parseAs: 'buffer' }, (_request, body, done) => {
+    try {
+      done(null, parseJson(body as Buffer));
+    } catch (error) {
+      done(error as Error, undefined);
+    }
+  });
+  // NDJSON is streamed by the bulk route itself (request.raw); the body is left unread here.
+  app.addContentTypeParser(NDJSON_MEDIA_TYPE, (_request, _payload, done) => done(null, undefined));
+
+  await app.register(statusRoutes, { docket });
+  await app.register(collectionRoutes, { docket });
+  await app.register(documentRoutes, { docket });
+
+  app.addHook('preClose', async () => docket.beginClose());
+  app.addHook('onClose', async () => docket.close());
   return app;
 }

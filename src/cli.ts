@@ -4,29 +4,54 @@
 import { buildApp } from './app.js';
 import { ConfigError, helpText, loadConfig } from './config.js';
 
+const USAGE = `Usage: docket <command> [options]
+
+Commands:
+  serve     run the server (docket serve --help lists its options)
+`;
+
 async function serve(argv: string[]): Promise<void> {
-  if (argv.includes('--help')) {
+  if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(helpText());
     return;
   }
   const config = loadConfig(argv, process.env);
-  const app = await buildApp({ dataDirectory: config.dataDirectory, logger: true });
+  const app = await buildApp({ config, logger: true });
+  // Listen at once so /healthz can say 503 while recovery runs; log "ready" when it is over.
   const address = await app.listen({ host: config.host, port: config.port });
-  app.log.info(`docket ready at ${address} (data in ${config.dataDirectory})`);
-  const stop = (): void => {
-    app.log.info('shutting down');
-    void app.close().then(() => process.exit(0));
+  app.log.info({ address, dataDirectory: config.dataDirectory }, `docket listening at ${address}, recovering`);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    app.log.info(`${signal}: shutting down (finishing requests, syncing the binlog, closing the engine)`);
+    app.close().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        app.log.error({ err: error }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
   };
-  process.once('SIGTERM', stop);
-  process.once('SIGINT', stop);
+  process.once('SIGTERM', () => stop('SIGTERM'));
+  process.once('SIGINT', () => stop('SIGINT'));
+  try {
+    const store = await app.docket.opened;
+    app.log.info({ address, tsn: store.lastTsn, sync: config.sync, durability: config.durability }, `docket ready at ${address} (data in ${config.dataDirectory})`);
+  } catch (error) {
+    app.log.fatal({ err: error }, 'the store did not open');
+    await app.close().catch(() => undefined);
+    process.exit(1);
+  }
 }
 
 const [command, ...rest] = process.argv.slice(2);
-if (command !== 'serve') {
-  process.stderr.write(`Usage: docket serve [options]   (docket serve --help lists them)\n`);
-  process.exit(command === undefined || command === '--help' ? 0 : 2);
+if (command === 'serve') {
+  serve(rest).catch((error: unknown) => {
+    process.stderr.write(`docket: ${error instanceof ConfigError ? error.message : (error as Error).stack}\n`);
+    process.exit(error instanceof ConfigError ? 2 : 1);
+  });
+} else {
+  process.stderr.write(USAGE);
+  process.exit(command === undefined || command === '--help' || command === '-h' ? 0 : 2);
 }
-serve(rest).catch((error: unknown) => {
-  process.stderr.write(`docket: ${error instanceof ConfigError ? error.message : (error as Error).stack}\n`);
-  process.exit(error instanceof ConfigError ? 2 : 1);
-});

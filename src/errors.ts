@@ -15,7 +15,10 @@ export const DocketErrorCode = {
   COLLECTION_LIMIT: 'DOCKET_ERR_COLLECTION_LIMIT',
   /** No document by that id (or it was deleted). */
   DOCUMENT_NOT_FOUND: 'DOCKET_ERR_DOCUMENT_NOT_FOUND',
-  /** A conditional write's precondition failed: the revision differs, or the document exists. */
+  /**
+   * A precondition failed: the revision differs, or the document exists (or does not). Over
+   * HTTP this is 412, whether the condition came from If-Match / If-None-Match or a batch.
+   */
   DOCUMENT_CONFLICT: 'DOCKET_ERR_DOCUMENT_CONFLICT',
   /** The document is not a JSON object, or holds something JSON cannot represent. */
   DOCUMENT_INVALID: 'DOCKET_ERR_DOCUMENT_INVALID',
@@ -37,6 +40,21 @@ export const DocketErrorCode = {
   CLOSED: 'DOCKET_ERR_CLOSED',
   /** An argument outside its documented range (a bad option, a bad cursor...). */
   INVALID_ARGUMENT: 'DOCKET_ERR_INVALID_ARGUMENT',
+  // ---- the HTTP layer's own ----
+  /** A request body that is not what its media type promises: bad JSON, invalid UTF-8, a bad NDJSON line. */
+  BODY_INVALID: 'DOCKET_ERR_BODY_INVALID',
+  /** A body in a media type the route does not take. */
+  UNSUPPORTED_MEDIA_TYPE: 'DOCKET_ERR_UNSUPPORTED_MEDIA_TYPE',
+  /** No route for that method and path. */
+  ROUTE_NOT_FOUND: 'DOCKET_ERR_ROUTE_NOT_FOUND',
+  /** The server is recovering or shutting down; try again. */
+  UNAVAILABLE: 'DOCKET_ERR_UNAVAILABLE',
+  /** The change feed was asked for TSNs the binlog has already purged. */
+  CHANGES_PURGED: 'DOCKET_ERR_CHANGES_PURGED',
+  /** The request took longer than the server's request timeout. */
+  REQUEST_TIMEOUT: 'DOCKET_ERR_REQUEST_TIMEOUT',
+  /** A bug or an unexpected failure; the message and the server log say more. */
+  INTERNAL: 'DOCKET_ERR_INTERNAL',
 } as const;
 
 export type DocketErrorCode = (typeof DocketErrorCode)[keyof typeof DocketErrorCode];

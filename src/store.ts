@@ -48,6 +48,8 @@ export interface WriteResult {
   /** The document's new revision: the TSN of this write. */
   readonly revision: number;
   readonly tsn: number;
+  /** A put that created the document (it was absent or deleted); false for replaces, patches, deletes. */
+  readonly created: boolean;
 }
 
 export interface StoredDocument {
@@ -81,6 +83,11 @@ export interface CollectionInfo {
   readonly columns?: Record<string, string>;
   readonly fields: { name: string; family: string }[];
   readonly families: string[];
+  /**
+   * Documents, estimated from the entries of the collection's meta family: exact after a
+   * full compaction, an overcount while overwrites and deletes are not yet compacted away.
+   */
+  readonly documentsEstimate: number;
 }
 
 export interface StoreStats {
@@ -217,7 +224,9 @@ export class DocumentStore {
     const collection = this.collection(name);
     const { id, schema, columns } = collection.definition;
     const fields = [...collection.fields.values()].map((field) => ({ name: field.name, family: familyName(id, field.familyNumber) }));
-    return { name, id, ...(schema ? { schema } : {}), ...(columns ? { columns } : {}), fields, families: collection.familyNumbers().map((n) => familyName(id, n)) };
+    const meta = this.engine.stats().families.find((family) => family.name === metaFamily(id));
+    const documentsEstimate = meta ? meta.memtableEntries + meta.levels.reduce((sum, level) => sum + level.entries, 0) : 0;
+    return { name, id, ...(schema ? { schema } : {}), ...(columns ? { columns } : {}), fields, families: collection.familyNumbers().map((n) => familyName(id, n)), documentsEstimate };
   }
 
   private collection(name: string): Collection {
@@ -248,13 +257,15 @@ export class DocumentStore {
     const checked = operations.map((operation) => this.check(operation));
     const release = await this.pipeline.admit(checked.map(({ collection, operation }) => documentKey(collection, operation.id)));
     let committed: Promise<number>;
+    let created: boolean[];
     try {
       this.pipeline.checkWritable(); // Closed or failed while this waited for its locks.
       checkLive(checked);
-      const planned = await this.plan(checked).catch((error: unknown) => {
+      const { planned, created: creates } = await this.plan(checked).catch((error: unknown) => {
         checkLive(checked); // A drop sequenced while planning: the plan read dropped families.
         throw error;
       });
+      created = creates;
       if (recordBytesBound(planned) > limits.TRANSACTION_SIZE_BYTES_MAX) throw limit(`a transaction is at most ${limits.TRANSACTION_SIZE_BYTES_MAX} bytes`);
       committed = this.pipeline.sequence(planned);
     } catch (error) {
@@ -264,7 +275,7 @@ export class DocumentStore {
       release();
     }
     const tsn = await committed;
-    return operations.map((operation) => ({ id: operation.id, revision: tsn, tsn }));
+    return operations.map((operation, i) => ({ id: operation.id, revision: tsn, tsn, created: created[i]! }));
   }
 
   /** Checks what needs no state: names, ids, the document's shape and limits. */
@@ -280,9 +291,10 @@ export class DocumentStore {
     return { collection, operation, fields: undefined };
   }
 
-  private async plan(checked: readonly Checked[]): Promise<PlannedOperation[]> {
+  private async plan(checked: readonly Checked[]): Promise<{ planned: PlannedOperation[]; created: boolean[] }> {
     const local = new Map<string, DocumentState | undefined>();
     const planned: PlannedWrite[] = [];
+    const created: boolean[] = [];
     for (const item of checked) {
       const key = documentKey(item.collection, item.operation.id);
       const state = local.has(key) ? local.get(key) : await this.currentState(item.collection, item.operation.id);
@@ -290,8 +302,9 @@ export class DocumentStore {
       // Its revision is this batch's TSN, not known yet: no condition can name it.
       local.set(key, { revision: -1, deleted: write.deleted, fieldNames: write.fieldNames, values: write.values });
       planned.push(write);
+      created.push(item.operation.op === 'put' && (state === undefined || state.deleted));
     }
-    return planned;
+    return { planned, created };
   }
 
   private async planOne({ collection, operation, fields }: Checked, state: DocumentState | undefined): Promise<PlannedWrite> {

@@ -53,6 +53,13 @@ export class ColumnFamily {
     return total;
   }
 
+  /** Entries in the memtables, overwrites and tombstones included. */
+  get memtableEntries(): number {
+    let total = this.mem.count;
+    for (const table of this.imm) total += table.count;
+    return total;
+  }
+
   /** The smallest LSN not yet in this family's tables, or Infinity when all is persisted. */
   get lsnUnpersistedMin(): number {
     let min = this.mem.empty ? Number.POSITIVE_INFINITY : this.mem.lsnMin;

@@ -48,8 +48,11 @@ export interface RecoveryReport {
 export interface FamilyStats {
   readonly name: string;
   readonly memtableBytes: number;
+  /** Entries in memory, overwrites and tombstones included. */
+  readonly memtableEntries: number;
   readonly immutableMemtables: number;
-  readonly levels: { files: number; bytes: number }[];
+  /** Per level; `entries` counts every version and tombstone the tables hold. */
+  readonly levels: { files: number; bytes: number; entries: number }[];
   readonly flag: FlushFlag | undefined;
 }
 
@@ -248,8 +251,13 @@ function familyStats(family: ColumnFamily): FamilyStats {
   return {
     name: family.name,
     memtableBytes: family.memtableBytes,
+    memtableEntries: family.memtableEntries,
     immutableMemtables: family.imm.length,
-    levels: family.levels.map((files) => ({ files: files.length, bytes: files.reduce((sum, file) => sum + file.sizeBytes, 0) })),
+    levels: family.levels.map((files) => ({
+      files: files.length,
+      bytes: files.reduce((sum, file) => sum + file.sizeBytes, 0),
+      entries: files.reduce((sum, file) => sum + file.entries, 0),
+    })),
     flag: family.flag,
   };
 }

@@ -1,0 +1,134 @@
+// Documents: PUT (create or replace), POST (create with a generated id), GET/HEAD (optionally
+// only some fields), PATCH (JSON Merge Patch), DELETE, and listing by id with a keyset cursor.
+// The revision is the TSN that last wrote a document and its strong ETag; If-Match and
+// If-None-Match become store conditions, so a precondition is checked atomically with the write.
+
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { DocketError, DocketErrorCode } from '../src/errors.js';
+import type { Docket } from '../src/http/context.js';
+import { generateId } from '../src/http/ids.js';
+import { etag, jsonBody, matches, parseTagList, parseWeakTagList } from '../src/http/request.js';
+import * as limits from '../src/limits.js';
+import type { DocumentStore, WriteConditions, WriteResult } from '../src/store.js';
+
+interface DocumentParams {
+  collection: string;
+  id: string;
+}
+
+interface ReadQuery {
+  fields?: string | string[];
+}
+
+interface ListQuery extends ReadQuery {
+  limit?: number;
+  after?: string;
+  prefix?: string;
+}
+
+const documentParams = {
+  type: 'object',
+  properties: { collection: { type: 'string' }, id: { type: 'string' } },
+  required: ['collection', 'id'],
+} as const;
+
+const collectionParams = {
+  type: 'object',
+  properties: { collection: { type: 'string' } },
+  required: ['collection'],
+} as const;
+
+const listQuery = {
+  type: 'object',
+  properties: {
+    limit: { type: 'integer', minimum: 1, maximum: limits.LIST_LIMIT_MAX },
+    after: { type: 'string' },
+    prefix: { type: 'string' },
+  },
+} as const;
+
+export const documentRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app, { docket }) => {
+  app.put<{ Params: DocumentParams }>('/collections/:collection/docs/:id', { schema: { params: documentParams } }, async (request, reply) => {
+    const { collection, id } = request.params;
+    const document = jsonBody(request, 'a document');
+    const store = docket.store;
+    const conditions = await writeConditions(store, request, collection, id, true);
+    const result = await store.put(collection, id, document, conditions);
+    return written(reply, collection, result, result.created ? 201 : 200);
+  });
+
+  app.post<{ Params: { collection: string } }>('/collections/:collection/docs', { schema: { params: collectionParams } }, async (request, reply) => {
+    const { collection } = request.params;
+    const document = jsonBody(request, 'a document');
+    const result = await docket.store.put(collection, generateId(), document, { ifAbsent: true });
+    return written(reply, collection, result, 201);
+  });
+
+  app.patch<{ Params: DocumentParams }>('/collections/:collection/docs/:id', { schema: { params: documentParams } }, async (request, reply) => {
+    const { collection, id } = request.params;
+    const patch = jsonBody(request, 'a merge patch');
+    const store = docket.store;
+    const result = await store.patch(collection, id, patch, await writeConditions(store, request, collection, id, false));
+    return written(reply, collection, result, 200);
+  });
+
+  app.delete<{ Params: DocumentParams }>('/collections/:collection/docs/:id', { schema: { params: documentParams } }, async (request, reply) => {
+    const { collection, id } = request.params;
+    const store = docket.store;
+    const result = await store.delete(collection, id, await writeConditions(store, request, collection, id, false));
+    return written(reply, collection, result, 200);
+  });
+
+  app.get<{ Params: DocumentParams; Querystring: ReadQuery }>('/collections/:collection/docs/:id', { schema: { params: documentParams } }, async (request, reply) => {
+    const { collection, id } = request.params;
+    const fields = fieldsOf(request.query.fields);
+    const document = await docket.store.get(collection, id, fields ? { fields } : {});
+    if (!document) throw new DocketError(DocketErrorCode.DOCUMENT_NOT_FOUND, `no document ${JSON.stringify(id)} in ${collection}`);
+    void reply.header('etag', etag(document.revision));
+    const unchanged = parseWeakTagList(request.headers['if-none-match']);
+    if (unchanged !== undefined && matches(unchanged, document.revision)) return reply.code(304).send();
+    return reply.type('application/json; charset=utf-8').send(document.json);
+  });
+
+  app.get<{ Params: { collection: string }; Querystring: ListQuery }>('/collections/:collection/docs', { schema: { params: collectionParams, querystring: listQuery } }, async (request, reply) => {
+    const { collection } = request.params;
+    const { limit, after, prefix } = request.query;
+    const fields = fieldsOf(request.query.fields);
+    const page = await docket.store.list(collection, { ...(limit !== undefined ? { limit } : {}), ...(after !== undefined ? { after } : {}), ...(prefix ? { prefix } : {}), ...(fields ? { fields } : {}) });
+    // Each document goes out as stored: its JSON text is spliced in, never re-serialised.
+    const items = page.documents.map((d) => `{"id":${JSON.stringify(d.id)},"rev":${d.revision},"doc":${d.json}}`);
+    return reply.type('application/json; charset=utf-8').send(`{"documents":[${items.join(',')}],"next":${page.next === undefined ? 'null' : JSON.stringify(page.next)}}`);
+  });
+};
+
+function written(reply: FastifyReply, collection: string, result: WriteResult, status: number): { id: string; rev: number; tsn: number } {
+  void reply.code(status).header('etag', etag(result.revision));
+  if (status === 201) void reply.header('location', `/collections/${encodeURIComponent(collection)}/docs/${encodeURIComponent(result.id)}`);
+  return { id: result.id, rev: result.revision, tsn: result.tsn };
+}
+
+/** `fields=a,b` (or repeated `fields=`): top-level field names. Names holding a comma cannot be picked. */
+function fieldsOf(value: string | string[] | undefined): string[] | undefined {
+  if (value === undefined) return undefined;
+  const names = (Array.isArray(value) ? value : [value]).flatMap((part) => part.split(',')).filter((name) => name !== '');
+  return [...new Set(names)];
+}
+
+/**
+ * If-Match / If-None-Match as store conditions. The common forms map straight onto one
+ * (`If-Match: "7"` is ifRevision 7, `If-None-Match: *` is ifAbsent); the rest read the current
+ * revision, decide, and then pin the write to that revision, so the check stays atomic.
+ */
+async function writeConditions(store: DocumentStore, request: FastifyRequest, collection: string, id: string, isPut: boolean): Promise<WriteConditions> {
+  const ifMatch = parseTagList(request.headers['if-match'], 'If-Match');
+  const ifNoneMatch = parseTagList(request.headers['if-none-match'], 'If-None-Match');
+  if (ifMatch === undefined && ifNoneMatch === undefined) return {};
+  if (ifNoneMatch === undefined && Array.isArray(ifMatch) && ifMatch.length === 1) return { ifRevision: ifMatch[0]! };
+  if (ifMatch === undefined && ifNoneMatch === '*' && isPut) return { ifAbsent: true };
+  const current = (await store.get(collection, id, { fields: [] }))?.revision;
+  const holds = (ifMatch === undefined || matches(ifMatch, current)) && (ifNoneMatch === undefined || !matches(ifNoneMatch, current));
+  if (!holds) throw new DocketError(DocketErrorCode.DOCUMENT_CONFLICT, `a precondition failed: document ${JSON.stringify(id)} is at revision ${current ?? 'none (absent)'}`);
+  if (current !== undefined) return { ifRevision: current };
+  if (!isPut) throw new DocketError(DocketErrorCode.DOCUMENT_NOT_FOUND, `no document ${JSON.stringify(id)} in ${collection}`);
+  return { ifAbsent: true };
+}

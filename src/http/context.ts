@@ -1,0 +1,65 @@
+// What every route reaches the store through. The server listens before recovery finishes, so
+// /healthz can answer 503 while it runs; until the store is open, and again once shutdown has
+// begun, `store` throws DOCKET_ERR_UNAVAILABLE (503) instead of handing out a store.
+
+import { DocketError, DocketErrorCode } from '../errors.js';
+import type { DocumentStore } from '../store.js';
+import type { Config } from '../config.js';
+
+export type Phase = 'recovering' | 'ready' | 'closing' | 'failed';
+
+export class Docket {
+  private current: DocumentStore | undefined;
+  private state: Phase = 'recovering';
+  private failure: unknown;
+  private readonly stopping = new AbortController();
+  /** Settles when recovery ends: the store, or why it could not open. */
+  readonly opened: Promise<DocumentStore>;
+
+  constructor(
+    readonly config: Readonly<Config>,
+    open: () => Promise<DocumentStore>,
+  ) {
+    this.opened = open().then(
+      (store) => {
+        this.current = store;
+        if (this.state === 'recovering') this.state = 'ready';
+        return store;
+      },
+      (error: unknown) => {
+        this.state = 'failed';
+        this.failure = error;
+        throw error;
+      },
+    );
+    this.opened.catch(() => undefined); // Whoever starts the server awaits it; never unhandled.
+  }
+
+  get phase(): Phase {
+    return this.state;
+  }
+
+  get store(): DocumentStore {
+    if (this.state === 'ready') return this.current!;
+    const why = this.state === 'recovering' ? 'the store is recovering' : this.state === 'closing' ? 'the server is shutting down' : `the store failed to open: ${(this.failure as Error)?.message}`;
+    throw new DocketError(DocketErrorCode.UNAVAILABLE, why);
+  }
+
+  /** Aborted when shutdown begins: long polls and event streams end on it. */
+  get shutdownSignal(): AbortSignal {
+    return this.stopping.signal;
+  }
+
+  /** Stops handing out the store to new requests and ends long-lived ones. */
+  beginClose(): void {
+    if (this.state !== 'failed') this.state = 'closing';
+    this.stopping.abort();
+  }
+
+  /** Closes the store once recovery (if still running) is over. */
+  async close(): Promise<void> {
+    this.beginClose();
+    const store = await this.opened.catch(() => undefined);
+    await store?.close();
+  }
+}

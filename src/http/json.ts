@@ -1,0 +1,44 @@
+// Request bodies as JSON, stricter than JSON.parse alone: invalid UTF-8 is refused (Node's
+// decoder would silently put U+FFFD in its place) and nesting is capped before parsing, so a
+// document too deep to serialise again (JSON.stringify fails near 4,000 levels) never gets in.
+
+import { isUtf8 } from 'node:buffer';
+import { DocketError, DocketErrorCode } from '../errors.js';
+import * as limits from '../limits.js';
+
+const QUOTE = 0x22;
+const BACKSLASH = 0x5c;
+const OPEN_BRACE = 0x7b;
+const OPEN_BRACKET = 0x5b;
+const CLOSE_BRACE = 0x7d;
+const CLOSE_BRACKET = 0x5d;
+
+/** Parses UTF-8 JSON text; `what` names it in errors ("the body", "line 7"). */
+export function parseJson(bytes: Buffer, what = 'the body'): unknown {
+  if (!isUtf8(bytes)) throw new DocketError(DocketErrorCode.BODY_INVALID, `${what} is not valid UTF-8`);
+  checkDepth(bytes, what);
+  try {
+    return JSON.parse(bytes.toString('utf8'));
+  } catch (error) {
+    throw new DocketError(DocketErrorCode.BODY_INVALID, `${what} is not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+/** Refuses nesting deeper than DOCUMENT_DEPTH_MAX (the outermost object is depth 1). */
+function checkDepth(bytes: Buffer, what: string): void {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < bytes.length; i++) {
+    const byte = bytes[i]!;
+    if (inString) {
+      if (byte === BACKSLASH) i++;
+      else if (byte === QUOTE) inString = false;
+    } else if (byte === QUOTE) {
+      inString = true;
+    } else if (byte === OPEN_BRACE || byte === OPEN_BRACKET) {
+      if (++depth > limits.DOCUMENT_DEPTH_MAX) throw new DocketError(DocketErrorCode.LIMIT_EXCEEDED, `${what} nests deeper than ${limits.DOCUMENT_DEPTH_MAX} levels`);
+    } else if (byte === CLOSE_BRACE || byte === CLOSE_BRACKET) {
+      depth--;
+    }
+  }
+}
