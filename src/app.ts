@@ -13,6 +13,7 @@ import { DocumentStore, type StoreOptions } from './store.js';
 import { statusRoutes } from '../routes/status.js';
 import { collectionRoutes } from '../routes/collections.js';
 import { documentRoutes } from '../routes/documents.js';
+import { metricsRoutes } from '../routes/metrics.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -71,6 +72,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   // NDJSON is streamed by the bulk route itself (request.raw); the body is left unread here.
   app.addContentTypeParser(NDJSON_MEDIA_TYPE, (_request, _payload, done) => done(null, undefined));
 
+  await app.register(metricsRoutes, { docket });
   await app.register(statusRoutes, { docket });
   await app.register(collectionRoutes, { docket });
   await app.register(documentRoutes, { docket });
