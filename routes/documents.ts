@@ -9,7 +9,7 @@ import type { Docket } from '../src/http/context.js';
 import { generateId } from '../src/http/ids.js';
 import { etag, jsonBody, matches, parseTagList, parseWeakTagList } from '../src/http/request.js';
 import * as limits from '../src/limits.js';
-import type { DocumentStore, WriteConditions, WriteResult } from '../src/store.js';
+import type { WriteConditions, WriteResult } from '../src/store.js';
 
 interface DocumentParams {
   collection: string;
@@ -51,9 +51,7 @@ export const documentRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app
   app.put<{ Params: DocumentParams }>('/collections/:collection/docs/:id', { schema: { params: documentParams } }, async (request, reply) => {
     const { collection, id } = request.params;
     const document = jsonBody(request, 'a document');
-    const store = docket.store;
-    const conditions = await writeConditions(store, request, collection, id, true);
-    const result = await store.put(collection, id, document, conditions);
+    const result = await docket.store.put(collection, id, document, writeConditions(request, true));
     return written(reply, collection, result, result.created ? 201 : 200);
   });
 
@@ -67,15 +65,13 @@ export const documentRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app
   app.patch<{ Params: DocumentParams }>('/collections/:collection/docs/:id', { schema: { params: documentParams } }, async (request, reply) => {
     const { collection, id } = request.params;
     const patch = jsonBody(request, 'a merge patch');
-    const store = docket.store;
-    const result = await store.patch(collection, id, patch, await writeConditions(store, request, collection, id, false));
+    const result = await docket.store.patch(collection, id, patch, writeConditions(request, false));
     return written(reply, collection, result, 200);
   });
 
   app.delete<{ Params: DocumentParams }>('/collections/:collection/docs/:id', { schema: { params: documentParams } }, async (request, reply) => {
     const { collection, id } = request.params;
-    const store = docket.store;
-    const result = await store.delete(collection, id, await writeConditions(store, request, collection, id, false));
+    const result = await docket.store.delete(collection, id, writeConditions(request, false));
     return written(reply, collection, result, 200);
   });
 
@@ -116,19 +112,16 @@ function fieldsOf(value: string | string[] | undefined): string[] | undefined {
 
 /**
  * If-Match / If-None-Match as store conditions. The common forms map straight onto one
- * (`If-Match: "7"` is ifRevision 7, `If-None-Match: *` is ifAbsent); the rest read the current
- * revision, decide, and then pin the write to that revision, so the check stays atomic.
+ * (`If-Match: "7"` is ifRevision 7, `If-None-Match: *` on a PUT is ifAbsent); the rest become
+ * an ifCurrent check, which the store runs with the document locked. NB: reading the revision
+ * here and pinning the write to it would refuse writes whose condition still held when another
+ * write landed in between (`If-Match: *` on a document that exists throughout).
  */
-async function writeConditions(store: DocumentStore, request: FastifyRequest, collection: string, id: string, isPut: boolean): Promise<WriteConditions> {
+function writeConditions(request: FastifyRequest, isPut: boolean): WriteConditions {
   const ifMatch = parseTagList(request.headers['if-match'], 'If-Match');
   const ifNoneMatch = parseTagList(request.headers['if-none-match'], 'If-None-Match');
   if (ifMatch === undefined && ifNoneMatch === undefined) return {};
   if (ifNoneMatch === undefined && Array.isArray(ifMatch) && ifMatch.length === 1) return { ifRevision: ifMatch[0]! };
   if (ifMatch === undefined && ifNoneMatch === '*' && isPut) return { ifAbsent: true };
-  const current = (await store.get(collection, id, { fields: [] }))?.revision;
-  const holds = (ifMatch === undefined || matches(ifMatch, current)) && (ifNoneMatch === undefined || !matches(ifNoneMatch, current));
-  if (!holds) throw new DocketError(DocketErrorCode.DOCUMENT_CONFLICT, `a precondition failed: document ${JSON.stringify(id)} is at revision ${current ?? 'none (absent)'}`);
-  if (current !== undefined) return { ifRevision: current };
-  if (!isPut) throw new DocketError(DocketErrorCode.DOCUMENT_NOT_FOUND, `no document ${JSON.stringify(id)} in ${collection}`);
-  return { ifAbsent: true };
+  return { ifCurrent: (current) => (ifMatch === undefined || matches(ifMatch, current)) && (ifNoneMatch === undefined || !matches(ifNoneMatch, current)) };
 }

@@ -30,6 +30,26 @@ export const COLLECTION_NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 /** Documents a list call returns at most. */
 export const LIST_LIMIT_MAX = 1000;
 export const LIST_LIMIT_DEFAULT = 100;
+/** Documents in one transaction of a non-atomic bulk load. */
+export const BULK_BATCH_DOCUMENTS_MAX = 1000;
+/** One transaction of a non-atomic bulk load, as the store's bound on its record (checkPut). */
+export const BULK_BATCH_BYTES_MAX = 4 * 1024 * 1024;
+/** Transactions of one bulk load awaiting acknowledgement; at this many it stops reading its body. */
+export const BULK_BATCHES_IN_FLIGHT_MAX = 2;
+/** Line errors a bulk response lists; the counts stay exact beyond it. */
+export const BULK_ERRORS_MAX = 100;
+/** Changes one page of the change feed holds by default, and at most; a page may exceed it by the rest of its last transaction. */
+export const CHANGES_LIMIT_DEFAULT = 1000;
+export const CHANGES_LIMIT_MAX = 10_000;
+/** Transactions one change-feed call reads at most, matching its collection filter or not. */
+export const CHANGES_SCAN_TRANSACTIONS_MAX = 10_000;
+/** Bytes of binlog records one change-feed call reads at most (it always reads one transaction whole). */
+export const CHANGES_SCAN_BYTES_MAX = 16 * 1024 * 1024;
+/** How long a long poll of the change feed waits for a change, by default and at most. */
+export const LONGPOLL_TIMEOUT_MS_DEFAULT = 30_000;
+export const LONGPOLL_TIMEOUT_MS_MAX = 60_000;
+/** A comment line on an idle event stream this often, under the usual 60 s proxy idle timeouts. */
+export const SSE_HEARTBEAT_MS = 15_000;
 /** Transactions between sequencing and acknowledgement before new writes wait. */
 export const TRANSACTIONS_IN_FLIGHT_MAX = 4096;
 /** Memtable size of each column family the document layer creates. */
@@ -47,3 +67,10 @@ assert(DOCUMENT_SIZE_BYTES_MAX + ID_SIZE_BYTES_MAX + 64 <= engine.VALUE_SIZE_BYT
 assert(ID_SIZE_BYTES_MAX + FIELD_NAME_SIZE_BYTES_MAX + 16 <= engine.KEY_SIZE_BYTES_MAX);
 assert(TRANSACTION_SIZE_BYTES_MAX <= engine.LOG_RECORD_SIZE_BYTES_MAX);
 assert(DOCUMENT_SIZE_BYTES_MAX < TRANSACTION_SIZE_BYTES_MAX); // One document always fits a transaction.
+assert(BULK_BATCH_DOCUMENTS_MAX <= BATCH_OPERATIONS_MAX);
+// A bulk transaction fits even when each of its documents replaces one of the most fields,
+// every old field deleted (the store bounds a delete at 24 bytes of record).
+assert(BULK_BATCH_BYTES_MAX + BULK_BATCH_DOCUMENTS_MAX * FIELDS_PER_DOCUMENT_MAX * 24 + 16 <= TRANSACTION_SIZE_BYTES_MAX);
+assert(CHANGES_LIMIT_DEFAULT <= CHANGES_LIMIT_MAX && LONGPOLL_TIMEOUT_MS_DEFAULT <= LONGPOLL_TIMEOUT_MS_MAX);
+// An unfiltered page of CHANGES_LIMIT_MAX changes spans at most that many transactions.
+assert(CHANGES_LIMIT_MAX <= CHANGES_SCAN_TRANSACTIONS_MAX);

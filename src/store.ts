@@ -5,6 +5,7 @@
 import * as path from 'node:path';
 import { Engine, RealFileSystem, type EngineOptions, type EngineStats, type FileSystem, type RecoveryReport } from '../storage/index.js';
 import { Binlog, BINLOG_SEGMENT_SIZE_BYTES_DEFAULT, type BinlogOpenReport, type BinlogStats, type SyncPolicy } from './binlog/binlog.js';
+import { ChangeFeed, type ChangesOptions, type ChangesPage } from './changes.js';
 import { defineCollection, loadCatalog, sameOptions, Collection, type CollectionDefinition, type CollectionOptions } from './catalog.js';
 import { CommitPipeline, documentKey, type DocumentState, type LogPosition, type PlannedOperation, type PlannedWrite } from './commit.js';
 import { DocketError, DocketErrorCode } from './errors.js';
@@ -41,6 +42,13 @@ export interface WriteConditions {
   readonly ifRevision?: number;
   /** Only if the document does not exist (put only). */
   readonly ifAbsent?: boolean;
+  /**
+   * Only if the document's current revision (undefined: absent) passes this check: for what the
+   * two above cannot say, such as If-Match lists and `*`. It runs with the document locked, so
+   * the check and the write are one step. NB: a document written earlier in the same batch has
+   * revision -1 here (its TSN is not known yet).
+   */
+  readonly ifCurrent?: (revision: number | undefined) => boolean;
 }
 
 export interface WriteResult {
@@ -61,8 +69,8 @@ export interface StoredDocument {
 
 export type BatchOperation =
   | ({ readonly op: 'put'; readonly collection: string; readonly id: string; readonly document: unknown } & WriteConditions)
-  | ({ readonly op: 'patch'; readonly collection: string; readonly id: string; readonly patch: unknown } & Pick<WriteConditions, 'ifRevision'>)
-  | ({ readonly op: 'delete'; readonly collection: string; readonly id: string } & Pick<WriteConditions, 'ifRevision'>);
+  | ({ readonly op: 'patch'; readonly collection: string; readonly id: string; readonly patch: unknown } & Pick<WriteConditions, 'ifRevision' | 'ifCurrent'>)
+  | ({ readonly op: 'delete'; readonly collection: string; readonly id: string } & Pick<WriteConditions, 'ifRevision' | 'ifCurrent'>);
 
 export interface ReadOptions {
   /** Only these top-level fields; only their column families are read. */
@@ -105,6 +113,7 @@ export class DocumentStore {
   private closed = false;
   private readonly pipeline: CommitPipeline;
   private readonly epochs: EpochKeeper | undefined;
+  private readonly feed: ChangeFeed;
 
   private constructor(
     private readonly engine: Engine,
@@ -116,8 +125,12 @@ export class DocumentStore {
     private readonly replayReport: ReplayReport | undefined,
     epochs: { intervalMs: number; segmentSizeBytes: number; lagBytesMax: number },
   ) {
+    this.feed = new ChangeFeed(binlog, catalog.values());
     const hooks = {
-      onCreate: (_id: number, name: string, definition: string) => this.catalog.set(name, new Collection(JSON.parse(definition) as CollectionDefinition)),
+      onCreate: (id: number, name: string, definition: string) => {
+        this.catalog.set(name, new Collection(JSON.parse(definition) as CollectionDefinition));
+        this.feed.learn(id, name);
+      },
       onDrop: (collection: Collection) => {
         collection.dropped = true;
         this.catalog.delete(collection.name);
@@ -241,11 +254,11 @@ export class DocumentStore {
     return (await this.batch([{ op: 'put', collection, id, document, ...conditions }]))[0]!;
   }
 
-  async patch(collection: string, id: string, patch: unknown, conditions: Pick<WriteConditions, 'ifRevision'> = {}): Promise<WriteResult> {
+  async patch(collection: string, id: string, patch: unknown, conditions: Pick<WriteConditions, 'ifRevision' | 'ifCurrent'> = {}): Promise<WriteResult> {
     return (await this.batch([{ op: 'patch', collection, id, patch, ...conditions }]))[0]!;
   }
 
-  async delete(collection: string, id: string, conditions: Pick<WriteConditions, 'ifRevision'> = {}): Promise<WriteResult> {
+  async delete(collection: string, id: string, conditions: Pick<WriteConditions, 'ifRevision' | 'ifCurrent'> = {}): Promise<WriteResult> {
     return (await this.batch([{ op: 'delete', collection, id, ...conditions }]))[0]!;
   }
 
@@ -276,6 +289,20 @@ export class DocumentStore {
     }
     const tsn = await committed;
     return operations.map((operation, i) => ({ id: operation.id, revision: tsn, tsn, created: created[i]! }));
+  }
+
+  /**
+   * Runs the checks a put runs before it is sequenced (the collection exists; the id; the
+   * document's shape and limits; the collection's JSON Schema) and throws the same coded
+   * errors, writing nothing. Returns an upper bound on the bytes the put adds to a transaction
+   * record, not counting the deletes of a replaced document's old fields (24 bytes each at
+   * most). Bulk loads use it to refuse bad lines one by one and batch only good ones.
+   */
+  checkPut(collection: string, id: string, document: unknown): number {
+    this.checkOpen();
+    const checked = this.check({ op: 'put', collection, id, document });
+    this.validate(checked.collection, document);
+    return writeBytesBound(id, checked.fields!, checked.fields!.length);
   }
 
   /** Checks what needs no state: names, ids, the document's shape and limits. */
@@ -312,6 +339,9 @@ export class DocumentStore {
     const { id } = operation;
     if (operation.ifRevision !== undefined && (!live || state.revision !== operation.ifRevision)) {
       throw new DocketError(DocketErrorCode.DOCUMENT_CONFLICT, `document ${JSON.stringify(id)} is at revision ${live ? state.revision : 'none (absent)'}, not ${operation.ifRevision}`);
+    }
+    if (operation.ifCurrent && !operation.ifCurrent(live ? state.revision : undefined)) {
+      throw new DocketError(DocketErrorCode.DOCUMENT_CONFLICT, `a precondition failed: document ${JSON.stringify(id)} is at revision ${live ? state.revision : 'none (absent)'}`);
     }
     const base = { kind: 'write' as const, collection, id };
     if (operation.op === 'put') {
@@ -409,6 +439,20 @@ export class DocumentStore {
     return { id, revision: header.revision, json: assemble(names.map((name, i) => [name, required(values[i], collection, id, name)])) };
   }
 
+  // ---- the change feed (changes.ts) ----
+
+  /** Acknowledged changes after TSN `since`, whole transactions, in TSN order. */
+  async changes(since: number, options: ChangesOptions = {}): Promise<ChangesPage> {
+    this.checkOpen();
+    return this.feed.page(since, options);
+  }
+
+  /** Resolves true once a transaction after `since` is acknowledged; false on timeout, abort or close. */
+  waitForChanges(since: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    return this.feed.waitFor(since, timeoutMs, signal);
+  }
+
   // ---- the rest ----
 
   /** Purges the binlog below the global epoch and flushes families that hold it back. */
@@ -500,11 +544,14 @@ function required(value: Buffer | undefined, collection: Collection, id: string,
 /** An upper bound on the encoded record of a planned transaction. */
 function recordBytesBound(planned: readonly PlannedOperation[]): number {
   let bytes = 16;
-  for (const op of planned) {
-    if (op.kind !== 'write') continue;
-    bytes += 3 * op.id.length + 64 + (op.fieldNames.length + op.deletes.length) * 24;
-    for (const [name, value] of op.puts) bytes += value.length + 3 * name.length + 48;
-  }
+  for (const op of planned) if (op.kind === 'write') bytes += writeBytesBound(op.id, op.puts, op.fieldNames.length + op.deletes.length);
+  return bytes;
+}
+
+/** An upper bound on one write's part of a transaction record. */
+function writeBytesBound(id: string, puts: readonly (readonly [string, Buffer])[], fieldCount: number): number {
+  let bytes = 3 * id.length + 64 + fieldCount * 24;
+  for (const [name, value] of puts) bytes += value.length + 3 * name.length + 48;
   return bytes;
 }
 

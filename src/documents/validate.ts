@@ -39,13 +39,15 @@ export function documentFields(document: unknown): [string, Buffer][] {
   const names = Object.keys(document);
   if (names.length > limits.FIELDS_PER_DOCUMENT_MAX) throw limit(`a document has at most ${limits.FIELDS_PER_DOCUMENT_MAX} top-level fields, got ${names.length}`);
   const fields: [string, Buffer][] = [];
-  let sizeBytes = 2;
+  // Exactly the bytes assemble() will write: the braces, and per field its quoted name, a
+  // colon, its value and a comma, less the comma the last field goes without.
+  let sizeBytes = 1;
   for (const name of names) {
     checkFieldName(name);
     const value = document[name];
     checkValue(value, 2, name);
     const text = Buffer.from(JSON.stringify(value), 'utf8');
-    sizeBytes += Buffer.byteLength(name, 'utf8') + text.length + 4;
+    sizeBytes += Buffer.byteLength(JSON.stringify(name), 'utf8') + text.length + 2;
     if (sizeBytes > limits.DOCUMENT_SIZE_BYTES_MAX) throw limit(`a document is at most ${limits.DOCUMENT_SIZE_BYTES_MAX} bytes of JSON`);
     fields.push([name, text]);
   }

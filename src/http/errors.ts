@@ -70,6 +70,10 @@ export function describeError(error: unknown): ErrorBody {
     case 'FST_ERR_CTP_EMPTY_TYPE':
     case 'FST_ERR_CTP_INVALID_TYPE':
       return errorBody(400, DocketErrorCode.BODY_INVALID, fastify.message ?? 'bad request body');
+    case 'FST_ERR_BAD_URL':
+      return errorBody(400, DocketErrorCode.INVALID_ARGUMENT, 'the URL path is not valid percent-encoded UTF-8');
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return errorBody(414, DocketErrorCode.LIMIT_EXCEEDED, 'a name or id in the URL path is longer than any the server takes');
   }
   if (fastify.validation !== undefined) return errorBody(400, DocketErrorCode.INVALID_ARGUMENT, fastify.message ?? 'invalid request');
   const status = fastify.statusCode;
@@ -87,6 +91,16 @@ export function installErrorHandlers(app: FastifyInstance): void {
     const body = errorBody(404, DocketErrorCode.ROUTE_NOT_FOUND, `no route for ${request.method} ${request.url.split('?')[0]}`);
     void reply.code(404).type('application/json; charset=utf-8').send(body);
   });
+}
+
+/**
+ * Errors the router raises before any route or hook runs (a path that does not decode, a path
+ * parameter over maxParamLength): fastify would answer them in its own shape, not Docket's.
+ */
+export function frameworkErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const body = describeError(error);
+  if (body.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+  void reply.code(body.statusCode).type('application/json; charset=utf-8').send(body);
 }
 
 /**

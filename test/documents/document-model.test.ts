@@ -421,7 +421,7 @@ class Runner {
     if ('error' in outcome) return expectError(() => call(writes), outcome.error, what);
     const results = await call(writes);
     const tsn = this.model.tsn + 1;
-    expectEqual(results, writes.map((write) => ({ id: write.id, revision: tsn, tsn })), `${what}: results`);
+    expectEqual(results, outcome.changes.map((change) => ({ id: change.id, revision: tsn, tsn, created: change.created === true })), `${what}: results`);
     this.model.apply(outcome.changes, tsn);
     count(`committed ${writes.length > 1 ? 'batch' : writes[0]!.op}${writes.some((w) => w.ifRevision !== undefined) ? ' ifRevision' : ''}`);
     if (new Set(writes.map((w) => `${w.collection}/${w.id}`)).size < writes.length) count('committed batch writing one document twice');
@@ -513,9 +513,9 @@ class Runner {
         expectEqual(results, { tsn }, `result of drop ${racer.drop}`);
         this.model.drop(racer.drop, tsn);
       } else {
-        expectEqual(results, racer.writes.map((write) => ({ id: write.id, revision: tsn, tsn })), `results of ${showRacer(racer)}`);
         const outcome = this.model.plan(racer.writes);
         if ('error' in outcome) throw new Mismatch(`${showRacer(racer)} committed at TSN ${tsn}, but after the writes before it the model refuses it with ${outcome.error}`);
+        expectEqual(results, outcome.changes.map((change) => ({ id: change.id, revision: tsn, tsn, created: change.created === true })), `results of ${showRacer(racer)}`);
         this.model.apply(outcome.changes, tsn);
       }
       states.push(this.model.copy());
@@ -684,14 +684,15 @@ t.test('__proto__ is stored as data and pollutes nothing', async (t) => {
 t.test('revision is the TSN of the last write, and a refused write takes no TSN', async (t) => {
   const store = await open(new SimFileSystem());
   t.same(await store.createCollection('posts'), { created: true, tsn: 1 });
-  t.same(await store.put('posts', 'a', { n: 1 }), { id: 'a', revision: 2, tsn: 2 });
-  t.same(await store.put('posts', 'b', { n: 1 }), { id: 'b', revision: 3, tsn: 3 });
+  t.same(await store.put('posts', 'a', { n: 1 }), { id: 'a', revision: 2, tsn: 2, created: true });
+  t.same(await store.put('posts', 'b', { n: 1 }), { id: 'b', revision: 3, tsn: 3, created: true });
+  t.same(await store.put('posts', 'b', { n: 1 }, { ifRevision: 3 }), { id: 'b', revision: 4, tsn: 4, created: false }, 'a replace does not create');
   await t.rejects(store.put('posts', 'a', { n: 2 }, { ifRevision: 3 }), { code: 'DOCKET_ERR_DOCUMENT_CONFLICT' });
   await t.rejects(store.patch('posts', 'zz', { n: 2 }), { code: 'DOCKET_ERR_DOCUMENT_NOT_FOUND' });
-  t.same(await store.patch('posts', 'a', { n: 2 }, { ifRevision: 2 }), { id: 'a', revision: 4, tsn: 4 });
-  t.equal((await store.get('posts', 'a'))!.revision, 4);
-  t.equal((await store.get('posts', 'b'))!.revision, 3, 'a document no later write touched keeps its revision');
-  t.equal(store.lastTsn, 4);
+  t.same(await store.patch('posts', 'a', { n: 2 }, { ifRevision: 2 }), { id: 'a', revision: 5, tsn: 5, created: false });
+  t.equal((await store.get('posts', 'a'))!.revision, 5);
+  t.equal((await store.get('posts', 'b'))!.revision, 4, 'a document no later write touched keeps its revision');
+  t.equal(store.lastTsn, 5);
   await store.close();
 });
 

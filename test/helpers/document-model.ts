@@ -39,6 +39,8 @@ export interface Change {
   readonly id: string;
   /** The new document; undefined for a delete. */
   readonly document: JsonObject | undefined;
+  /** A put of a document that was absent (the store's WriteResult.created); plan() always sets it. */
+  readonly created?: boolean;
 }
 
 export type Outcome = { readonly error: string } | { readonly changes: readonly Change[] };
@@ -151,7 +153,7 @@ export class DocumentModel {
       const result = step(write, current);
       if ('error' in result) return result;
       local.set(key, result.document === undefined ? undefined : { revision: PENDING, document: result.document });
-      changes.push({ collection: write.collection, id: write.id, document: result.document });
+      changes.push({ collection: write.collection, id: write.id, document: result.document, created: write.op === 'put' && current === undefined });
     }
     return { changes };
   }

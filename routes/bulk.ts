@@ -1,0 +1,71 @@
+// Bulk loading: POST /collections/{collection}/bulk with an application/x-ndjson body, one
+// document a line. The body is streamed (app.ts leaves NDJSON unparsed) into src/bulk.ts; the
+// answer is a report of what was stored and which lines failed, or for `atomic=true` either
+// everything or nothing.
+//
+// NB: a load streams for as long as its client sends. The server's requestTimeout
+// (config.requestTimeoutMs, default 5 minutes) bounds the whole request, body included: past it
+// Node answers 408 and closes the connection, and what was acknowledged before stays stored.
+
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import { bulkLoad, BulkLinesFailed } from '../src/bulk.js';
+import { DocketError, DocketErrorCode } from '../src/errors.js';
+import type { Docket } from '../src/http/context.js';
+import { describeError } from '../src/http/errors.js';
+import * as limits from '../src/limits.js';
+
+/** Same as NDJSON_MEDIA_TYPE in src/app.ts (not imported: app.ts imports this file). */
+const NDJSON = 'application/x-ndjson';
+
+interface BulkQuery {
+  id_field: string;
+  atomic: boolean;
+}
+
+const collectionParams = {
+  type: 'object',
+  properties: { collection: { type: 'string' } },
+  required: ['collection'],
+} as const;
+
+const bulkQuery = {
+  type: 'object',
+  properties: {
+    // Characters here; the handler checks the bound in UTF-8 bytes.
+    id_field: { type: 'string', minLength: 1, maxLength: limits.FIELD_NAME_SIZE_BYTES_MAX, default: 'id' },
+    atomic: { type: 'boolean', default: false },
+  },
+} as const;
+
+export const bulkRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app, { docket }) => {
+  app.post<{ Params: { collection: string }; Querystring: BulkQuery }>(
+    '/collections/:collection/bulk',
+    // The media type is checked before any body parser runs: a JSON body would otherwise be
+    // parsed, and refused as bad JSON, before the route could say it is the wrong type.
+    { schema: { params: collectionParams, querystring: bulkQuery }, onRequest: requireNdjson },
+    async (request, reply) => {
+      const { id_field: idField, atomic } = request.query;
+      if (Buffer.byteLength(idField, 'utf8') > limits.FIELD_NAME_SIZE_BYTES_MAX) {
+        throw new DocketError(DocketErrorCode.INVALID_ARGUMENT, `id_field is at most ${limits.FIELD_NAME_SIZE_BYTES_MAX} bytes of UTF-8`);
+      }
+      const options = { collection: request.params.collection, idField, atomic, lineBytesMax: docket.config.bulkLineBytesMax, signal: docket.shutdownSignal };
+      try {
+        return await bulkLoad(docket.store, request.raw, options);
+      } catch (error) {
+        // The rest of an unread body is not worth draining: answer and close the connection.
+        if (!request.raw.readableEnded) void reply.header('connection', 'close');
+        if (!(error instanceof BulkLinesFailed)) throw error;
+        const { errors, errorsTruncated } = error.report;
+        const body = describeError(error);
+        return reply.code(body.statusCode).type('application/json; charset=utf-8').send({ ...body, errors, errorsTruncated });
+      }
+    },
+  );
+};
+
+async function requireNdjson(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  const type = request.headers['content-type'];
+  if (type?.split(';')[0]!.trim().toLowerCase() === NDJSON) return;
+  void reply.header('connection', 'close'); // The body is never read.
+  throw new DocketError(DocketErrorCode.UNSUPPORTED_MEDIA_TYPE, `a bulk body must be ${NDJSON}, not ${type ?? 'absent'}`);
+}

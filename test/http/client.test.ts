@@ -1,0 +1,148 @@
+// A client generated from openapi.yaml works against the real server. openapi-typescript turns
+// the spec into types, a small openapi-fetch program written against them must compile under
+// strict TypeScript (so the types fit real use, and misuse does not compile), and then that same
+// program, compiled, drives a live server over a socket: the types and the wire agree.
+
+import t from 'tap';
+import { writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import openapiTS, { astToString } from 'openapi-typescript';
+import ts from 'typescript';
+import { buildApp } from '../../src/app.js';
+
+const SPEC_URL = new URL('../../openapi.yaml', import.meta.url);
+
+// Every call the program makes is typed by the generated `paths`; what it saw comes back for
+// the test to check. `misuses` is never called: each line in it must fail to compile.
+const CLIENT_PROGRAM = `
+import createClient, { type Client } from 'openapi-fetch';
+import type { components, paths } from './api.js';
+
+type WriteResult = components['schemas']['WriteResult'];
+type ErrorCode = components['schemas']['ErrorCode'];
+
+export async function run(baseUrl: string) {
+  const client = createClient<paths>({ baseUrl });
+  const books = { collection: 'books' };
+  const dune = { collection: 'books', id: 'dune' };
+
+  const created = await client.PUT('/collections/{collection}', { params: { path: books }, body: { columns: { title: 'text', author: 'text' } } });
+  const put = await client.PUT('/collections/{collection}/docs/{id}', { params: { path: dune }, body: { title: 'Dune', year: 1965, author: 'Herbert' } });
+  const written: WriteResult | undefined = put.data;
+  const etag = put.response.headers.get('etag') ?? '';
+  const fields = await client.GET('/collections/{collection}/docs/{id}', { params: { path: dune, query: { fields: ['title', 'year'] } } });
+  const patched = await client.PATCH('/collections/{collection}/docs/{id}', {
+    params: { path: dune, header: { 'If-Match': etag } },
+    body: { year: 1966, author: null },
+    headers: { 'content-type': 'application/merge-patch+json' },
+  });
+  const afterPatch = await client.GET('/collections/{collection}/docs/{id}', { params: { path: dune } });
+  const head = await client.HEAD('/collections/{collection}/docs/{id}', { params: { path: dune } });
+  const stale = await client.PUT('/collections/{collection}/docs/{id}', { params: { path: dune, header: { 'If-Match': etag } }, body: { title: 'Dune Messiah' } });
+  const staleCode: ErrorCode | undefined = stale.error?.code;
+  const posted = await client.POST('/collections/{collection}/docs', { params: { path: books }, body: { title: 'Children of Dune' } });
+  const page = await client.GET('/collections/{collection}/docs', { params: { path: books, query: { limit: 10, fields: ['title'] } } });
+  const listed = (page.data?.documents ?? []).map((d) => ({ id: d.id, rev: d.rev, title: d.doc['title'] }));
+  const deleted = await client.DELETE('/collections/{collection}/docs/{id}', { params: { path: dune } });
+  const gone = await client.GET('/collections/{collection}/docs/{id}', { params: { path: dune } });
+  const goneCode: ErrorCode | undefined = gone.error?.code;
+  const info = await client.GET('/collections/{collection}', { params: { path: books } });
+
+  return {
+    created: { status: created.response.status, data: created.data, location: created.response.headers.get('location') },
+    put: { status: put.response.status, data: written, etag },
+    fields: { status: fields.response.status, data: fields.data },
+    patched: { status: patched.response.status, rev: patched.data?.rev, etag: patched.response.headers.get('etag') },
+    afterPatch: afterPatch.data,
+    head: { status: head.response.status, etag: head.response.headers.get('etag') },
+    stale: { status: stale.response.status, code: staleCode },
+    posted: { status: posted.response.status, id: posted.data?.id },
+    listed: { status: page.response.status, documents: listed, next: page.data?.next },
+    deleted: { status: deleted.response.status, rev: deleted.data?.rev },
+    gone: { status: gone.response.status, code: goneCode },
+    fieldNames: info.data?.fields.map((f) => f.name) ?? [],
+  };
+}
+
+export function misuses(client: Client<paths>): void {
+  // @ts-expect-error no such path in the contract
+  void client.GET('/collections/{collection}/nothing', { params: { path: { collection: 'books' } } });
+  // @ts-expect-error a document is a JSON object, not a string
+  void client.PUT('/collections/{collection}/docs/{id}', { params: { path: { collection: 'books', id: 'x' } }, body: 'Dune' });
+  // @ts-expect-error limit is an integer
+  void client.GET('/collections/{collection}/docs', { params: { path: { collection: 'books' }, query: { limit: 'ten' } } });
+  // @ts-expect-error the path needs its id
+  void client.DELETE('/collections/{collection}/docs/{id}', { params: { path: { collection: 'books' } } });
+  // @ts-expect-error documents are not POSTed to a collection's own path
+  void client.POST('/collections/{collection}', { params: { path: { collection: 'books' } }, body: {} });
+}
+`;
+
+/** Compiles the directory's client.ts strictly; returns the diagnostics as text (none: it compiled and was emitted). */
+function compile(directory: string): string[] {
+  const options: ts.CompilerOptions = {
+    strict: true,
+    noUnusedLocals: true,
+    target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.NodeNext,
+    moduleResolution: ts.ModuleResolutionKind.NodeNext,
+    lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'],
+    types: [],
+    skipLibCheck: true,
+    outDir: directory,
+  };
+  const program = ts.createProgram([path.join(directory, 'client.ts')], options);
+  const diagnostics = [...ts.getPreEmitDiagnostics(program), ...program.emit().diagnostics];
+  return diagnostics.map((d) => `${d.file ? `${path.basename(d.file.fileName)}:${d.file.getLineAndCharacterOfPosition(d.start ?? 0).line + 1}: ` : ''}${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`);
+}
+
+t.test('a client generated from openapi.yaml compiles, refuses misuse, and round-trips with a live server', async (t) => {
+  const directory = t.testdir({ 'package.json': JSON.stringify({ type: 'module' }) });
+  const types = astToString(await openapiTS(SPEC_URL));
+  t.match(types, /"\/collections\/\{collection\}\/docs\/\{id\}": \{/, 'the document path is in the generated types');
+  writeFileSync(path.join(directory, 'api.ts'), types);
+  writeFileSync(path.join(directory, 'client.ts'), CLIENT_PROGRAM);
+  t.same(compile(directory), [], 'the client program compiles against the generated types');
+
+  // The same program with one @ts-expect-error removed must not compile: the types have teeth.
+  writeFileSync(path.join(directory, 'client.ts'), CLIENT_PROGRAM.replace('// @ts-expect-error a document is a JSON object, not a string\n', ''));
+  t.match(compile(directory).join('\n'), /client\.ts:\d+: .*not assignable/, 'a string body does not compile');
+  writeFileSync(path.join(directory, 'client.ts'), CLIENT_PROGRAM);
+  t.same(compile(directory), []);
+
+  const app = await buildApp({ config: { dataDirectory: path.join(directory, 'data') } });
+  t.teardown(() => app.close());
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  await app.docket.opened;
+  const { port } = app.server.address() as AddressInfo;
+  const program = (await import(pathToFileURL(path.join(directory, 'client.js')).href)) as { run(baseUrl: string): Promise<Record<string, any>> };
+  const seen = await program.run(`http://127.0.0.1:${port}`);
+
+  t.match(seen.created, { status: 201, data: { name: 'books', created: true }, location: '/collections/books' });
+  t.equal(seen.put.status, 201);
+  t.equal(seen.put.data.rev, seen.put.data.tsn, 'a revision is the tsn that wrote it');
+  t.equal(seen.put.etag, `"${seen.put.data.rev}"`, 'the ETag is the revision');
+  t.same(seen.fields, { status: 200, data: { title: 'Dune', year: 1965 } }, 'only the fields asked for');
+  t.equal(seen.patched.status, 200);
+  t.ok(seen.patched.rev > seen.put.data.rev, 'a patch has a later revision');
+  t.equal(seen.patched.etag, `"${seen.patched.rev}"`);
+  t.same(seen.afterPatch, { title: 'Dune', year: 1966 }, 'the merge patch changed year and removed author');
+  t.same(seen.head, { status: 200, etag: seen.patched.etag });
+  t.same(seen.stale, { status: 412, code: 'DOCKET_ERR_DOCUMENT_CONFLICT' }, 'If-Match with a stale ETag is refused');
+  t.equal(seen.posted.status, 201);
+  t.match(seen.posted.id, /^[0-9A-HJKMNP-TV-Z]{26}$/, 'a generated id');
+  t.same(seen.listed, {
+    status: 200,
+    documents: [
+      { id: seen.posted.id, rev: seen.patched.rev + 1, title: 'Children of Dune' },
+      { id: 'dune', rev: seen.patched.rev, title: 'Dune' },
+    ],
+    next: null,
+  }, 'both documents, in id order, with their revisions');
+  t.equal(seen.deleted.status, 200);
+  t.ok(seen.deleted.rev > seen.patched.rev);
+  t.same(seen.gone, { status: 404, code: 'DOCKET_ERR_DOCUMENT_NOT_FOUND' });
+  t.same(seen.fieldNames.sort(), ['author', 'title', 'year']);
+});
