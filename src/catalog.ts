@@ -47,6 +47,12 @@ export class Collection {
   readonly validate: ValidateFunction | undefined;
   /** Set when a drop is sequenced: later plans against this object are refused. */
   dropped = false;
+  /**
+   * Settles when the create is applied: the catalog names a collection from its sequencing on,
+   * but its families exist only once the create reaches the engine, so reads and writes of a
+   * collection this new wait for it. Resolved for collections loaded at open.
+   */
+  applied: Promise<void> = Promise.resolve();
 
   constructor(readonly definition: CollectionDefinition) {
     this.validate = definition.schema ? compileSchema(definition.schema) : undefined;

@@ -2,8 +2,10 @@
 // at a time. A page holds whole transactions in TSN order; a change names its collection, which
 // the binlog's write records carry only as an id, so the feed keeps the ids' names.
 //
-// Invariant: a page shows only transactions at or below binlog.acknowledgedTsn, the TSNs their
-// writers were told are logged (durable under `immediate`, written under `periodic`).
+// Invariant: a page shows only transactions at or below the commit pipeline's acknowledged
+// watermark: every one of them was acknowledged to its writer, so it is logged as the sync
+// policy promises (durable under `immediate`, written under `periodic`) and applied, so a
+// client that reads a document after seeing its change sees that revision or a later one.
 // NB: under `periodic` a power failure may lose acknowledged transactions (the sync interval's
 // loss window), and their TSNs are then reused after recovery; a feed client that saw them has
 // no way to tell. That is the policy's contract, not the feed's.
@@ -13,6 +15,7 @@ import type { Binlog, BinlogRecord } from './binlog/binlog.js';
 import { decodeTransaction, type WriteAction } from './documents/record.js';
 import { DocketError, DocketErrorCode } from './errors.js';
 import * as limits from './limits.js';
+import type { Watermark } from './watermark.js';
 
 export interface DocumentChange {
   readonly tsn: number;
@@ -66,6 +69,7 @@ export class ChangeFeed {
 
   constructor(
     private readonly binlog: Binlog,
+    private readonly acknowledged: Watermark,
     live: Iterable<{ readonly id: number; readonly name: string }>,
   ) {
     for (const { id, name } of live) this.names.set(id, name);
@@ -85,7 +89,7 @@ export class ChangeFeed {
   async page(since: number, options: ChangesOptions = {}): Promise<ChangesPage> {
     checkSince(since);
     const limit = checkLimit(options.limit ?? limits.CHANGES_LIMIT_DEFAULT);
-    const throughTsn = this.binlog.acknowledgedTsn;
+    const throughTsn = this.acknowledged.tsn;
     this.checkHeld(since);
     if (since >= throughTsn) return { changes: [], last: since };
     const changes: Change[] = [];
@@ -109,7 +113,7 @@ export class ChangeFeed {
   /** Resolves true once a transaction after `since` is acknowledged; false on timeout, abort or close. */
   waitFor(since: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
     assert(Number.isSafeInteger(timeoutMs) && timeoutMs >= 0 && timeoutMs <= TIMER_MS_MAX, `a wait of ${timeoutMs} ms`);
-    return this.binlog.waitAcknowledged(since, timeoutMs, signal);
+    return this.acknowledged.wait(since, timeoutMs, signal);
   }
 
   /** CHANGES_PURGED unless the binlog still holds every TSN after `since`. */

@@ -23,6 +23,7 @@ import { familyName, metaFamily } from './documents/keys.js';
 import { encodeTransaction, type FieldAssignment, type Operation, type Transaction, type WriteAction, type WriteOp } from './documents/record.js';
 import { translate } from './documents/translate.js';
 import * as limits from './limits.js';
+import { Watermark } from './watermark.js';
 
 /** A document's state as its latest transaction leaves it. */
 export interface DocumentState {
@@ -92,6 +93,13 @@ export class CommitPipeline {
   private failure: DocketError | undefined;
   private closing = false;
   private readonly encoder = new ByteWriter(64 * 1024);
+  /**
+   * The last TSN such that it and every TSN before it were acknowledged to their writers
+   * (logged by the sync policy and applied, so readable). The change feed shows no further.
+   */
+  readonly acknowledged: Watermark;
+  /** Acknowledged TSNs above the watermark, waiting for one below them (engine writes may settle out of order). */
+  private readonly acknowledgedAhead = new Set<number>();
 
   constructor(
     private readonly engine: Engine,
@@ -102,6 +110,7 @@ export class CommitPipeline {
     last: LogPosition,
   ) {
     this.lastTsn = last.tsn;
+    this.acknowledged = new Watermark(last.tsn);
     this.previous = { tsn: last.tsn, lsnFirst: Promise.resolve(last.lsnFirst), count: last.lsnLast - last.lsnFirst + 1 };
   }
 
@@ -250,8 +259,15 @@ export class CommitPipeline {
     pending.finished = true;
     for (const key of pending.documentKeys) if (this.overlay.get(key)?.tsn === pending.tsn) this.overlay.delete(key);
     this.releaseSlot();
-    if (error === undefined) pending.resolve(pending.tsn);
-    else pending.reject(error);
+    if (error !== undefined) {
+      pending.reject(error);
+      return;
+    }
+    pending.resolve(pending.tsn);
+    this.acknowledgedAhead.add(pending.tsn);
+    let tsn = this.acknowledged.tsn;
+    while (this.acknowledgedAhead.delete(tsn + 1)) tsn++;
+    if (tsn > this.acknowledged.tsn) this.acknowledged.advance(tsn);
   }
 
   /** A new family starts at the last applied transaction: recovery looks for its items after it. */

@@ -125,7 +125,6 @@ export class DocumentStore {
     private readonly replayReport: ReplayReport | undefined,
     epochs: { intervalMs: number; segmentSizeBytes: number; lagBytesMax: number },
   ) {
-    this.feed = new ChangeFeed(binlog, catalog.values());
     const hooks = {
       onCreate: (id: number, name: string, definition: string) => {
         this.catalog.set(name, new Collection(JSON.parse(definition) as CollectionDefinition));
@@ -137,6 +136,7 @@ export class DocumentStore {
       },
     };
     this.pipeline = new CommitPipeline(engine, binlog, families, hooks, durability !== 'naive', position);
+    this.feed = new ChangeFeed(binlog, this.pipeline.acknowledged, catalog.values());
     if (durability !== 'naive') this.epochs = new EpochKeeper(engine, binlog, epochs.segmentSizeBytes, epochs.lagBytesMax, epochs.intervalMs, (error) => this.pipeline.fail(error));
   }
 
@@ -199,10 +199,14 @@ export class DocumentStore {
       if (existing) {
         if (!sameOptions(existing.definition, options)) throw new DocketError(DocketErrorCode.COLLECTION_EXISTS, `collection ${name} exists with a different definition`);
         this.pipeline.abandon();
+        await existing.applied; // A create still in flight: answer once it can be used.
         return { created: false, tsn: existing.id };
       }
       if (this.catalog.size >= limits.COLLECTIONS_MAX) throw new DocketError(DocketErrorCode.COLLECTION_LIMIT, `a store holds at most ${limits.COLLECTIONS_MAX} collections`);
       committed = this.pipeline.sequence([{ kind: 'create', name, definition: (id) => JSON.stringify(defineCollection(id, name, options)) }]);
+      const applied = committed.then(() => undefined);
+      applied.catch(() => undefined); // Whoever waits on it sees the failure; the creator through committed.
+      this.catalog.get(name)!.applied = applied;
     } catch (error) {
       this.pipeline.abandon();
       throw error;
@@ -273,6 +277,7 @@ export class DocumentStore {
     let created: boolean[];
     try {
       this.pipeline.checkWritable(); // Closed or failed while this waited for its locks.
+      for (const collection of new Set(checked.map((c) => c.collection))) await collection.applied;
       checkLive(checked);
       const { planned, created: creates } = await this.plan(checked).catch((error: unknown) => {
         checkLive(checked); // A drop sequenced while planning: the plan read dropped families.
@@ -391,6 +396,7 @@ export class DocumentStore {
     this.checkOpen();
     const target = this.collection(collection);
     checkId(id);
+    await target.applied;
     const snapshot = this.engine.snapshot();
     try {
       const bytes = await this.engine.get(metaFamily(target.id), metaKey(id), { snapshot });
@@ -408,6 +414,7 @@ export class DocumentStore {
     const wanted = options.limit ?? limits.LIST_LIMIT_DEFAULT;
     if (!Number.isInteger(wanted) || wanted < 1 || wanted > limits.LIST_LIMIT_MAX) throw new DocketError(DocketErrorCode.INVALID_ARGUMENT, `limit must be 1..${limits.LIST_LIMIT_MAX}`);
     if (options.after !== undefined) checkId(options.after);
+    await target.applied;
     const snapshot = this.engine.snapshot();
     const documents: StoredDocument[] = [];
     let more = false;
@@ -484,6 +491,7 @@ export class DocumentStore {
     this.epochs?.stop();
     this.pipeline.close();
     await this.pipeline.drain();
+    this.pipeline.acknowledged.close();
     await this.epochs?.idle();
     await this.binlog.close().catch(() => undefined);
     await this.engine.close();

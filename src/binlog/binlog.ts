@@ -127,12 +127,6 @@ interface Waiter {
   readonly reject: (error: unknown) => void;
 }
 
-/** A reader waiting for the acknowledged watermark to pass `afterTsn` (see waitAcknowledged). */
-interface AcknowledgementWatcher {
-  readonly afterTsn: number;
-  readonly settle: (passed: boolean) => void;
-}
-
 /** What open found on disk, after cutting a torn tail and deleting surplus spares. */
 interface Recovered {
   readonly segments: SegmentEntry[];
@@ -147,9 +141,6 @@ export class Binlog {
   private appendedTsn: number;
   private writtenTsn: number;
   private syncedTsn: number;
-  /** The last TSN whose append resolved: what writers were told is logged (see acknowledgedTsn). */
-  private acknowledged: number;
-  private readonly acknowledgementWatchers = new Set<AcknowledgementWatcher>();
   /** Segments with a header, oldest first; the last is the current one. */
   private readonly segments: SegmentEntry[];
   private current: Current;
@@ -174,7 +165,7 @@ export class Binlog {
     current: Current,
     bytesPreallocated: number,
   ) {
-    this.appendedTsn = this.writtenTsn = this.syncedTsn = this.acknowledged = recovered.lastTsn;
+    this.appendedTsn = this.writtenTsn = this.syncedTsn = recovered.lastTsn;
     this.segments = [...recovered.segments, current];
     this.current = current;
     this.nextSegmentNumber = Math.max(recovered.nextNumber, current.number + 1);
@@ -217,41 +208,6 @@ export class Binlog {
   /** The last TSN covered by a completed fsync. */
   get durableTsn(): number {
     return this.syncedTsn;
-  }
-
-  /**
-   * The last TSN acknowledged to its writer: under immediate durable, under periodic written
-   * (appends resolve in TSN order, so every TSN up to it is acknowledged). Records found at open
-   * count as acknowledged. Readers that must show only what writers were told (the change feed)
-   * read through this watermark.
-   */
-  get acknowledgedTsn(): number {
-    return this.acknowledged;
-  }
-
-  /**
-   * Resolves true once acknowledgedTsn > afterTsn; false when `timeoutMs` passes, `signal`
-   * aborts or the log closes first. Unlike waitDurable it asks for no sync and may wait for a
-   * TSN not yet appended. After a failure it just times out: nothing is acknowledged any more.
-   */
-  waitAcknowledged(afterTsn: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
-    if (afterTsn < this.acknowledged) return Promise.resolve(true);
-    if (this.closing !== null || signal?.aborted === true) return Promise.resolve(false);
-    return new Promise((resolve) => {
-      const onAbort = (): void => watcher.settle(false);
-      const timer = setTimeout(onAbort, timeoutMs);
-      const watcher: AcknowledgementWatcher = {
-        afterTsn,
-        settle: (passed) => {
-          clearTimeout(timer);
-          signal?.removeEventListener('abort', onAbort);
-          this.acknowledgementWatchers.delete(watcher);
-          resolve(passed);
-        },
-      };
-      signal?.addEventListener('abort', onAbort, { once: true });
-      this.acknowledgementWatchers.add(watcher);
-    });
   }
 
   /** The oldest TSN still in the log, or lastTsn + 1 if there is none. */
@@ -330,7 +286,6 @@ export class Binlog {
   /** Writes and syncs what is queued (unless the log failed), then closes. Idempotent. */
   close(): Promise<void> {
     this.closing ??= this.shutDown();
-    for (const watcher of this.acknowledgementWatchers) watcher.settle(false);
     return this.closing;
   }
 
@@ -444,12 +399,6 @@ export class Binlog {
       return;
     }
     for (const pending of group) pending.resolve();
-    this.acknowledge(group[group.length - 1]!.tsn);
-  }
-
-  private acknowledge(tsn: number): void {
-    this.acknowledged = tsn;
-    for (const watcher of this.acknowledgementWatchers) if (watcher.afterTsn < tsn) watcher.settle(true);
   }
 
   private fail(error: unknown): void {
