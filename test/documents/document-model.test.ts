@@ -24,6 +24,7 @@ import {
   COLLECTION_EXISTS, COLLECTION_NOT_FOUND, CONFLICT, DocumentModel, objectOf, projectJson, sameOptions,
   type CollectionOptionsModel, type Json, type JsonObject, type ModelWrite,
 } from '../helpers/document-model.js';
+import { checkProperty, formatFailure } from '../helpers/model-check.js';
 
 const RUNS = Number(process.env.DOCKET_DOC_MODEL_RUNS ?? 500);
 const SEED_ENV = process.env.DOCKET_DOC_MODEL_SEED;
@@ -596,36 +597,15 @@ async function runScenario({ config, commands }: Scenario): Promise<void> {
 
 /** Runs the property; on failure, one message with the seed, the replay command and the commands. */
 async function checkModel(numRuns: number, seed: number, path?: string): Promise<string | undefined> {
-  // Shrinking stops SHRINK_SECONDS after the first failure (candidates then count as passing),
-  // so the smallest case found so far is reported well within tap's timeout.
-  let failedAt: number | undefined;
-  const property = fc.asyncProperty(scenarioArb, async (scenario) => {
-    if (failedAt !== undefined && Date.now() - failedAt > SHRINK_SECONDS * 1000) return;
-    try {
-      await runScenario(scenario);
-    } catch (error) {
-      failedAt ??= Date.now();
-      throw error;
-    }
-  });
-  const details = await fc.check(property, { numRuns, seed, ...(path !== undefined && { path }), endOnFailure: SHRINK_SECONDS === 0 });
-  if (!details.failed) return undefined;
-  const [scenario] = details.counterexample ?? [];
-  const error = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
-  const env = ['DOCKET_DOC_MODEL_OPS', 'DOCKET_DOC_MODEL_RACE_DROPS']
-    .filter((name) => process.env[name] !== undefined)
-    .map((name) => `${name}=${process.env[name]} `)
-    .join('');
-  return [
-    `the document store disagrees with the model (seed ${details.seed}, path ${JSON.stringify(details.counterexamplePath)}, shrunk ${details.numShrinks} times)`,
-    `replay: ${env}DOCKET_DOC_MODEL_SEED=${details.seed} DOCKET_DOC_MODEL_PATH='${details.counterexamplePath ?? ''}' DOCKET_DOC_MODEL_RUNS=1 npx tap test/documents/document-model.test.ts`,
-    `config: ${JSON.stringify(scenario?.config)}`,
-    'commands:',
-    ...(scenario?.commands ?? []).map((command, index) => `  ${index}: ${JSON.stringify(command)}`),
-    `error: ${error}`,
-  ]
-    .join('\n')
-    .replace(/[\u0085\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`); // Line breaks to YAML, so TAP would cut the report.
+  const failure = await checkProperty({ arbitrary: scenarioArb, run: runScenario, numRuns, seed, path, shrinkSeconds: SHRINK_SECONDS });
+  if (!failure) return undefined;
+  const scenario = failure.counterexample;
+  return formatFailure(
+    'the document store disagrees with the model',
+    failure,
+    { envPrefix: 'DOCKET_DOC_MODEL', keepEnv: ['DOCKET_DOC_MODEL_OPS', 'DOCKET_DOC_MODEL_RACE_DROPS'], testFile: 'test/documents/document-model.test.ts' },
+    [`config: ${JSON.stringify(scenario?.config)}`, 'commands:', ...(scenario?.commands ?? []).map((command, index) => `  ${index}: ${JSON.stringify(command)}`)],
+  );
 }
 
 // ---- examples ----

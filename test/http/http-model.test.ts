@@ -26,6 +26,7 @@ import {
   CODE, DEFINITIONS, HttpModel, JSON_CONTENT_TYPES, NDJSON, PATH_SEGMENT_LENGTH_MAX, RAW_BODIES, errorBody, formatTags, nestedArrays,
   type Body, type BulkRequest, type ChangesRequest, type Conditions, type Expected, type ListRequest, type PathId, type RawBodyName, type TagHeader, type WriteMethod, type WriteRequest,
 } from '../helpers/http-model.js';
+import { checkProperty, formatFailure } from '../helpers/model-check.js';
 
 const RUNS = Number(process.env.DOCKET_HTTP_MODEL_RUNS ?? 200);
 const SEED_ENV = process.env.DOCKET_HTTP_MODEL_SEED;
@@ -952,38 +953,21 @@ async function runScenario({ smallMemtables, commands }: Scenario): Promise<void
 
 /** Runs the property; on failure, one message with the seed, the replay command and the commands. */
 async function checkModel(numRuns: number, seed: number, path?: string): Promise<string | undefined> {
-  let failedAt: number | undefined;
   // A replay runs the case at `path`; if it passes (the bug is fixed), the cases after it need not run.
-  let replayed = false;
-  const property = fc.asyncProperty(scenarioArb, async (scenario) => {
-    if (failedAt !== undefined && Date.now() - failedAt > SHRINK_SECONDS * 1000) return;
-    if (replayed && failedAt === undefined) return;
-    replayed = path !== undefined;
-    try {
-      await runScenario(scenario);
-    } catch (error) {
-      failedAt ??= Date.now();
-      throw error;
-    }
-  });
-  const details = await fc.check(property, { numRuns, seed, ...(path !== undefined && { path }), endOnFailure: SHRINK_SECONDS === 0 });
-  if (!details.failed) return undefined;
-  const [scenario] = details.counterexample ?? [];
-  const error = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
-  const ops = ['DOCKET_HTTP_MODEL_OPS', 'DOCKET_HTTP_MODEL_RACE_CREATES']
-    .filter((name) => process.env[name] !== undefined)
-    .map((name) => `${name}=${process.env[name]} `)
-    .join('');
-  return [
-    `the HTTP API disagrees with the model (seed ${details.seed}, path ${JSON.stringify(details.counterexamplePath)}, shrunk ${details.numShrinks} times)`,
-    `replay: ${ops}DOCKET_HTTP_MODEL_SHRINK_SECONDS=0 DOCKET_HTTP_MODEL_SEED=${details.seed} DOCKET_HTTP_MODEL_PATH='${details.counterexamplePath ?? ''}' DOCKET_HTTP_MODEL_RUNS=1 npx tap test/http/http-model.test.ts`,
-    `small memtables: ${String(scenario?.smallMemtables)}`,
-    'commands:',
-    ...(scenario?.commands ?? []).map((command, index) => `  ${index}: ${abbreviated(JSON.stringify(command))}`),
-    `error: ${error}`,
-  ]
-    .join('\n')
-    .replace(/[\u0085\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`); // Line breaks YAML would cut at.
+  const failure = await checkProperty({ arbitrary: scenarioArb, run: runScenario, numRuns, seed, path, shrinkSeconds: SHRINK_SECONDS, replayOnce: true });
+  if (!failure) return undefined;
+  const scenario = failure.counterexample;
+  return formatFailure(
+    'the HTTP API disagrees with the model',
+    failure,
+    {
+      envPrefix: 'DOCKET_HTTP_MODEL',
+      keepEnv: ['DOCKET_HTTP_MODEL_OPS', 'DOCKET_HTTP_MODEL_RACE_CREATES'],
+      extraEnv: ['DOCKET_HTTP_MODEL_SHRINK_SECONDS=0'],
+      testFile: 'test/http/http-model.test.ts',
+    },
+    [`small memtables: ${String(scenario?.smallMemtables)}`, 'commands:', ...(scenario?.commands ?? []).map((command, index) => `  ${index}: ${abbreviated(JSON.stringify(command))}`)],
+  );
 }
 
 // ---- cases the property found, each a regression test now ----

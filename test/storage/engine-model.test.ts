@@ -19,6 +19,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { Engine, WriteBatch, type EngineIterator, type EngineOptions, type FileSystem, type FlushFlag, type Snapshot } from '../../storage/index.js';
 import { DAMAGES, SimFileSystem, type Damage } from '../../storage/sim-file-system.js';
+import { checkProperty, formatFailure } from '../helpers/model-check.js';
 
 const RUNS = Number(process.env.DOCKET_MODEL_RUNS ?? 1000);
 const SEED = process.env.DOCKET_MODEL_SEED === undefined || process.env.DOCKET_MODEL_SEED === "random" ? undefined : Number(process.env.DOCKET_MODEL_SEED);
@@ -781,40 +782,18 @@ async function runScenario({ config, ops }: Scenario): Promise<void> {
   }
 }
 
-/** The settings that shape generation, as they must be set again to replay a path. */
-function generatorEnv(): string {
-  return ['DOCKET_MODEL_OPS']
-    .filter((name) => process.env[name] !== undefined)
-    .map((name) => `${name}=${process.env[name]} `)
-    .join('');
-}
-
 /** Runs the property; on failure, one message with the seed, the replay command and the commands. */
-async function checkModel(arb: fc.Arbitrary<Scenario>, numRuns: number, seed: number, path?: string): Promise<string | undefined> {
-  // Shrinking stops SHRINK_SECONDS after the first failure (candidates then count as passing),
-  // so that the smallest case found so far is reported well within tap's timeout.
-  let failedAt: number | undefined;
-  const property = fc.asyncProperty(arb, async (scenario) => {
-    if (failedAt !== undefined && Date.now() - failedAt > SHRINK_SECONDS * 1000) return;
-    try {
-      await runScenario(scenario);
-    } catch (error) {
-      failedAt ??= Date.now();
-      throw error;
-    }
-  });
-  const details = await fc.check(property, { numRuns, seed, ...(path !== undefined && { path }), endOnFailure: SHRINK_SECONDS === 0 });
-  if (!details.failed) return undefined;
-  const [scenario] = details.counterexample ?? [];
-  const error = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
-  return [
-    `engine disagrees with the model (seed ${details.seed}, path ${JSON.stringify(details.counterexamplePath)}, shrunk ${details.numShrinks} times)`,
-    `replay: ${generatorEnv()}DOCKET_MODEL_SEED=${details.seed} DOCKET_MODEL_PATH='${details.counterexamplePath ?? ''}' DOCKET_MODEL_RUNS=1 npx tap test/storage/engine-model.test.ts`,
-    `config: ${JSON.stringify(scenario?.config)}`,
-    'commands:',
-    ...(scenario?.ops ?? []).map((op, index) => `  ${index}: ${JSON.stringify(op)}`),
-    `error: ${error}`,
-  ].join('\n');
+async function checkModel(arbitrary: fc.Arbitrary<Scenario>, numRuns: number, seed: number, path?: string): Promise<string | undefined> {
+  const failure = await checkProperty({ arbitrary, run: runScenario, numRuns, seed, path, shrinkSeconds: SHRINK_SECONDS });
+  if (!failure) return undefined;
+  const scenario = failure.counterexample;
+  return formatFailure(
+    'engine disagrees with the model',
+    failure,
+    // DOCKET_MODEL_OPS shapes generation, so it must be set again to replay a path.
+    { envPrefix: 'DOCKET_MODEL', keepEnv: ['DOCKET_MODEL_OPS'], testFile: 'test/storage/engine-model.test.ts' },
+    [`config: ${JSON.stringify(scenario?.config)}`, 'commands:', ...(scenario?.ops ?? []).map((op, index) => `  ${index}: ${JSON.stringify(op)}`)],
+  );
 }
 
 // ---- regressions: failing cases found by the property, replayed as they were ----
