@@ -81,7 +81,7 @@ if (only) {
     let executions = 0;
     for (const seed of [1]) {
       const { operations } = await operationsIn(seed);
-      const stride = Math.max(1, Math.floor(operations / Number(process.env['DOCKET_DOC_FAULT_POINTS'] ?? 200)));
+      const stride = Math.max(1, Math.floor(operations / Number(process.env['DOCKET_DOC_FAULT_POINTS'] ?? 120)));
       for (let operation = 1; operation <= operations; operation += stride) {
         for (const kind of KINDS) {
           for (const persistent of [false, true]) {
