@@ -10,8 +10,6 @@
 // A collection's id is the TSN that created it, so a dropped and re-created name never meets
 // its old families. Family 0 of a collection is its meta family, 1 its overflow family.
 
-import { ByteWriter } from '../../storage/index.js';
-
 export const CATALOG_FAMILY = 'catalog';
 export const META_FAMILY_NUMBER = 0;
 export const OVERFLOW_FAMILY_NUMBER = 1;
@@ -39,7 +37,26 @@ export function metaKey(id: string): Buffer {
 }
 
 export function fieldKey(id: string, fieldNumber: number): Buffer {
-  return Buffer.concat([Buffer.from(id, 'utf8'), new ByteWriter(10).byte(0).varint(fieldNumber).view()]);
+  // Written in place (one buffer, not three): a document read or write builds one per field.
+  const idBytes = Buffer.byteLength(id, 'utf8');
+  const key = Buffer.allocUnsafe(idBytes + 1 + varintBytes(fieldNumber));
+  key.write(id, 0, idBytes, 'utf8');
+  key[idBytes] = 0;
+  let offset = idBytes + 1;
+  let rest = fieldNumber;
+  while (rest >= 0x80) {
+    key[offset++] = (rest % 0x80) | 0x80; // The varint of storage/util/coding.ts, byte for byte.
+    rest = Math.floor(rest / 0x80);
+  }
+  key[offset] = rest;
+  return key;
+}
+
+function varintBytes(value: number): number {
+  if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`varint out of range: ${value}`);
+  let bytes = 1;
+  for (let rest = value; rest >= 0x80; rest = Math.floor(rest / 0x80)) bytes++;
+  return bytes;
 }
 
 export function collectionKey(name: string): Buffer {
