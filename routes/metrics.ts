@@ -49,6 +49,9 @@ export const metricsRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app,
     ['docket_engine_memtable_bytes', 'Bytes in memtables, all families', (s) => s.engine.families.reduce((sum, f) => sum + f.memtableBytes, 0)],
     ['docket_engine_table_bytes', 'Bytes of tables, all families and levels', (s) => s.engine.families.reduce((sum, f) => sum + f.levels.reduce((n, l) => n + l.bytes, 0), 0)],
     ['docket_engine_block_cache_hit_ratio', 'Block cache hits / lookups', (s) => s.engine.blockCache.hitRatio],
+    ['docket_document_cache_hits', 'Whole-document reads answered from the document cache since open', (s) => s.documentCache.hits],
+    ['docket_document_cache_misses', 'Whole-document reads assembled from the engine since open', (s) => s.documentCache.misses],
+    ['docket_document_cache_bytes', 'Bytes charged to the document cache', (s) => s.documentCache.usageBytes],
     ['docket_epoch_replay_from_tsn', 'Smallest flush-flag TSN: where replay would start (the global epoch)', (s) => s.epochs?.replayFromTsn ?? 0],
   ];
   // One stats() call per scrape, not one per gauge.

@@ -69,6 +69,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
       directory: path.resolve(config.dataDirectory),
       sync: config.sync === 'periodic' ? { mode: 'periodic', intervalMs: config.syncIntervalMs } : { mode: 'immediate' },
       durability: config.durability,
+      documentCacheBytes: config.documentCacheBytes,
       ...options.store,
     }),
   );

@@ -14,6 +14,7 @@ export interface Config {
   sync: SyncMode;
   syncIntervalMs: number;
   durability: DurabilityMode;
+  documentCacheBytes: number;
   bodyLimitBytes: number;
   bulkLineBytesMax: number;
   requestTimeoutMs: number;
@@ -29,6 +30,7 @@ export const DEFAULTS: Readonly<Config> = {
   sync: 'immediate',
   syncIntervalMs: 100,
   durability: 'passive',
+  documentCacheBytes: limits.DOCUMENT_CACHE_BYTES_DEFAULT,
   bodyLimitBytes: limits.DOCUMENT_SIZE_BYTES_MAX,
   bulkLineBytesMax: limits.DOCUMENT_SIZE_BYTES_MAX,
   requestTimeoutMs: 300_000,
@@ -76,6 +78,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'sync', flag: '--sync', environment: 'DOCKET_SYNC', description: 'binlog sync: immediate (ack after fdatasync) or periodic', parse: oneOf('immediate', 'periodic') },
   { key: 'syncIntervalMs', flag: '--sync-interval-ms', environment: 'DOCKET_SYNC_INTERVAL_MS', description: 'fdatasync interval under --sync periodic', parse: integer(1, 60_000) },
   { key: 'durability', flag: '--durability', environment: 'DOCKET_DURABILITY', description: 'passive (no engine WAL), double (engine WAL too) or naive (unsafe)', parse: oneOf('passive', 'double', 'naive') },
+  { key: 'documentCacheBytes', flag: '--document-cache-bytes', environment: 'DOCKET_DOCUMENT_CACHE_BYTES', description: 'memory for whole documents kept for reads (0: none)', parse: integer(0, 64 * 1024 * 1024 * 1024) },
   { key: 'bodyLimitBytes', flag: '--body-limit-bytes', environment: 'DOCKET_BODY_LIMIT_BYTES', description: 'largest JSON request body', parse: integer(1024, 64 * 1024 * 1024) },
   { key: 'bulkLineBytesMax', flag: '--bulk-line-bytes-max', environment: 'DOCKET_BULK_LINE_BYTES_MAX', description: 'longest NDJSON line in a bulk request', parse: integer(1024, 64 * 1024 * 1024) },
   { key: 'requestTimeoutMs', flag: '--request-timeout-ms', environment: 'DOCKET_REQUEST_TIMEOUT_MS', description: 'time to receive a whole request, body included', parse: integer(1000, 24 * HOUR_MS) },

@@ -50,6 +50,13 @@ export const LONGPOLL_TIMEOUT_MS_DEFAULT = 30_000;
 export const LONGPOLL_TIMEOUT_MS_MAX = 60_000;
 /** A comment line on an idle event stream this often, under the usual 60 s proxy idle timeouts. */
 export const SSE_HEARTBEAT_MS = 15_000;
+/**
+ * Whole documents as JSON text, keyed by collection, id and revision: a revision is a TSN, so
+ * what a document holds at one never changes and a hit is never stale. Charged in bytes.
+ */
+export const DOCUMENT_CACHE_BYTES_DEFAULT = 64 * 1024 * 1024;
+/** Per cached document beyond its text and key: the slot, the map entry, the string headers. */
+export const DOCUMENT_CACHE_SLOT_OVERHEAD_BYTES = 160;
 /** Transactions between sequencing and acknowledgement before new writes wait. */
 export const TRANSACTIONS_IN_FLIGHT_MAX = 4096;
 /** Memtable size of each column family the document layer creates. */

@@ -3,7 +3,7 @@
 // the document layer's whole TypeScript API; routes/ calls it and nothing deeper.
 
 import * as path from 'node:path';
-import { Engine, RealFileSystem, type EngineOptions, type EngineStats, type FileSystem, type RecoveryReport } from '../storage/index.js';
+import { Engine, LruCache, RealFileSystem, type EngineOptions, type EngineStats, type FileSystem, type RecoveryReport } from '../storage/index.js';
 import { Binlog, BINLOG_SEGMENT_SIZE_BYTES_DEFAULT, type BinlogOpenReport, type BinlogStats, type SyncPolicy } from './binlog/binlog.js';
 import { ChangeFeed, type ChangesOptions, type ChangesPage } from './changes.js';
 import { defineCollection, loadCatalog, sameOptions, Collection, type CollectionDefinition, type CollectionOptions } from './catalog.js';
@@ -31,6 +31,8 @@ export interface StoreOptions {
   readonly binlogSegmentSizeBytes?: number;
   /** Engine tuning (memtable size, block cache...). */
   readonly engine?: Partial<Omit<EngineOptions, 'directory' | 'fileSystem' | 'wal' | 'flushBarrier' | 'onBackgroundError'>>;
+  /** Bytes of whole documents kept in memory for reads (0: none). Default DOCUMENT_CACHE_BYTES_DEFAULT. */
+  readonly documentCacheBytes?: number;
   /** How often the epoch keeper runs; 0 turns the timer off (tests call maintainEpochs). */
   readonly epochCheckIntervalMs?: number;
   /** Binlog kept for recovery beyond which the families holding it are flushed on purpose. */
@@ -104,6 +106,7 @@ export interface StoreStats {
   readonly binlog: BinlogStats;
   readonly engine: EngineStats;
   readonly epochs: EpochStats | undefined;
+  readonly documentCache: { hits: number; misses: number; hitRatio: number; usageBytes: number; capacityBytes: number; documents: number };
   readonly recovery: { replay: ReplayReport | undefined; binlog: BinlogOpenReport; engine: RecoveryReport };
 }
 
@@ -114,6 +117,9 @@ export class DocumentStore {
   private readonly pipeline: CommitPipeline;
   private readonly epochs: EpochKeeper | undefined;
   private readonly feed: ChangeFeed;
+  /** Whole-document JSON by `collectionId revision id` (see limits.DOCUMENT_CACHE_BYTES_DEFAULT). */
+  private readonly documentCache: LruCache<string, string>;
+  private readonly cacheCounts = { hits: 0, misses: 0 };
 
   private constructor(
     private readonly engine: Engine,
@@ -124,7 +130,9 @@ export class DocumentStore {
     readonly durability: Durability,
     private readonly replayReport: ReplayReport | undefined,
     epochs: { intervalMs: number; segmentSizeBytes: number; lagBytesMax: number },
+    documentCacheBytes: number,
   ) {
+    this.documentCache = new LruCache(documentCacheBytes);
     const hooks = {
       onCreate: (id: number, name: string, definition: string) => {
         this.catalog.set(name, new Collection(JSON.parse(definition) as CollectionDefinition));
@@ -175,6 +183,7 @@ export class DocumentStore {
           segmentSizeBytes: options.binlogSegmentSizeBytes ?? BINLOG_SEGMENT_SIZE_BYTES_DEFAULT,
           lagBytesMax: options.epochLagBytesMax ?? limits.EPOCH_LAG_BYTES_MAX,
         },
+        options.documentCacheBytes ?? limits.DOCUMENT_CACHE_BYTES_DEFAULT,
       );
       if (failed) store.pipeline.fail(failed);
       onFailure = (error) => void store.pipeline.fail(error);
@@ -440,10 +449,21 @@ export class DocumentStore {
   private async assembleAt(collection: Collection, id: string, headerBytes: Buffer, fields: readonly string[] | undefined, snapshot: { lsn: number; release(): void }): Promise<StoredDocument | undefined> {
     const header = decodeHeader(headerBytes);
     if (header.deleted) return undefined;
+    const cacheKey = fields ? undefined : `${collection.id} ${header.revision} ${id}`;
+    const cached = cacheKey === undefined ? undefined : this.documentCache.get(cacheKey);
+    if (cached !== undefined) {
+      this.cacheCounts.hits++;
+      return { id, revision: header.revision, json: cached };
+    }
     let names = header.fieldNumbers.map((n) => fieldNameOf(collection, n));
     if (fields) names = names.filter((name) => fields.includes(name));
     const values = await this.engine.getMany(names.map((name) => fieldLocation(collection, id, name)), { snapshot });
-    return { id, revision: header.revision, json: assemble(names.map((name, i) => [name, required(values[i], collection, id, name)])) };
+    const json = assemble(names.map((name, i) => [name, required(values[i], collection, id, name)]));
+    if (cacheKey !== undefined) {
+      this.cacheCounts.misses++;
+      this.documentCache.set(cacheKey, json, 2 * (json.length + cacheKey.length) + limits.DOCUMENT_CACHE_SLOT_OVERHEAD_BYTES);
+    }
+    return { id, revision: header.revision, json };
   }
 
   // ---- the change feed (changes.ts) ----
@@ -480,8 +500,15 @@ export class DocumentStore {
       binlog: this.binlog.stats(),
       engine: this.engine.stats(),
       epochs: this.epochs?.stats(),
+      documentCache: this.documentCacheStats(),
       recovery: { replay: this.replayReport, binlog: this.binlog.openReport, engine: this.engine.recoveryReport },
     };
+  }
+
+  private documentCacheStats(): StoreStats['documentCache'] {
+    const { hits, misses } = this.cacheCounts;
+    const cache = this.documentCache;
+    return { hits, misses, hitRatio: hits + misses === 0 ? 0 : hits / (hits + misses), usageBytes: cache.usage, capacityBytes: cache.capacity, documents: cache.size };
   }
 
   /** Finishes what is in flight, syncs the binlog, closes the engine. */

@@ -6,6 +6,7 @@ export { StorageError, StorageErrorCode } from './errors.js';
 export { RealFileSystem, type File, type FileSystem, type OpenMode } from './file-system.js';
 export type { FlushFlag } from './manifest/version-edit.js';
 export { WriteBatch } from './write-batch.js';
+export { LruCache } from './cache.js';
 export * as limits from './limits.js';
 // The record framing, for the document layer's binlog (see storage/log/FORMAT.md).
 export { LogReader, type LogEndStatus, type LogReaderOptions, type LogRecord } from './log/log-reader.js';
