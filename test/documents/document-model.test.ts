@@ -24,7 +24,7 @@ import {
   COLLECTION_EXISTS, COLLECTION_NOT_FOUND, CONFLICT, DocumentModel, objectOf, projectJson, sameOptions,
   type CollectionOptionsModel, type Json, type JsonObject, type ModelWrite,
 } from '../helpers/document-model.js';
-import { checkProperty, formatFailure } from '../helpers/model-check.js';
+import { checkProperty, formatFailure, timeLimit } from '../helpers/model-check.js';
 
 const RUNS = Number(process.env.DOCKET_DOC_MODEL_RUNS ?? 500);
 const SEED_ENV = process.env.DOCKET_DOC_MODEL_SEED;
@@ -261,16 +261,8 @@ async function expectError(work: () => Promise<unknown>, code: string, what: str
 /** No command takes anywhere near this on the simulated disk: past it, the store hangs. */
 const COMMAND_TIMEOUT_MS = 20_000;
 
-async function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Mismatch(`no progress for ${ms} ms: the store hangs`)), ms);
-  });
-  try {
-    return await Promise.race([work, expired]);
-  } finally {
-    clearTimeout(timer);
-  }
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  return timeLimit(work, ms, () => new Mismatch(`no progress for ${ms} ms: the store hangs`));
 }
 
 function toOperation(write: ModelWrite): BatchOperation {

@@ -86,3 +86,16 @@ export function formatFailure(title: string, failure: PropertyFailure<unknown>, 
     .join('\n')
     .replace(/[\u0085\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
+
+/** `work`, or the error `expired()` makes if it takes more than `ms` (a hang, in a model test). */
+export async function timeLimit<T>(work: Promise<T>, ms: number, expired: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(expired()), ms);
+  });
+  try {
+    return await Promise.race([work, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

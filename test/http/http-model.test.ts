@@ -26,7 +26,7 @@ import {
   CODE, DEFINITIONS, HttpModel, JSON_CONTENT_TYPES, NDJSON, PATH_SEGMENT_LENGTH_MAX, RAW_BODIES, errorBody, formatTags, nestedArrays,
   type Body, type BulkRequest, type ChangesRequest, type Conditions, type Expected, type ListRequest, type PathId, type RawBodyName, type TagHeader, type WriteMethod, type WriteRequest,
 } from '../helpers/http-model.js';
-import { checkProperty, formatFailure } from '../helpers/model-check.js';
+import { checkProperty, formatFailure, timeLimit } from '../helpers/model-check.js';
 
 const RUNS = Number(process.env.DOCKET_HTTP_MODEL_RUNS ?? 200);
 const SEED_ENV = process.env.DOCKET_HTTP_MODEL_SEED;
@@ -912,16 +912,8 @@ function canonical(value: unknown): unknown {
   return objectOf(Object.keys(value).sort().map((key) => [key, canonical((value as Record<string, unknown>)[key]) as Json]));
 }
 
-async function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Mismatch(`no answer in ${ms} ms: the server hangs`)), ms);
-  });
-  try {
-    return await Promise.race([work, expired]);
-  } finally {
-    clearTimeout(timer);
-  }
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  return timeLimit(work, ms, () => new Mismatch(`no answer in ${ms} ms: the server hangs`));
 }
 
 /** Long runs of one character (a 257-byte field name, a 1,700-character id) as `f×257`. */

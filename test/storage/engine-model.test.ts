@@ -19,7 +19,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { Engine, WriteBatch, type EngineIterator, type EngineOptions, type FileSystem, type FlushFlag, type Snapshot } from '../../storage/index.js';
 import { DAMAGES, SimFileSystem, type Damage } from '../../storage/sim-file-system.js';
-import { checkProperty, formatFailure } from '../helpers/model-check.js';
+import { checkProperty, formatFailure, timeLimit } from '../helpers/model-check.js';
 
 const RUNS = Number(process.env.DOCKET_MODEL_RUNS ?? 1000);
 const SEED = process.env.DOCKET_MODEL_SEED === undefined || process.env.DOCKET_MODEL_SEED === "random" ? undefined : Number(process.env.DOCKET_MODEL_SEED);
@@ -344,16 +344,8 @@ function showFlag(flag: FlushFlag | undefined): string {
 /** No command takes anywhere near this on the simulated disk: past it, the engine is stuck. */
 const OP_TIMEOUT_MS = 20_000;
 
-async function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Mismatch(`no progress for ${ms} ms: the engine hangs`)), ms);
-  });
-  try {
-    return await Promise.race([work, expired]);
-  } finally {
-    clearTimeout(timer);
-  }
+function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
+  return timeLimit(work, ms, () => new Mismatch(`no progress for ${ms} ms: the engine hangs`));
 }
 
 async function settle(microtasks: number): Promise<void> {
