@@ -69,8 +69,8 @@ async function operationsIn(seed: number): Promise<{ operations: number; bytes: 
 
 const KINDS: readonly FaultKind[] = ['EIO', 'ENOSPC', 'short-write'];
 const only = process.env['DOCKET_DOC_FAULT_ONLY'];
-/** Operations of the workload where faults are injected (DOCKET_DOC_FAULT_POINTS, default 150). */
-const FAULT_POINTS = Number(process.env['DOCKET_DOC_FAULT_POINTS'] ?? 150);
+/** Operations of the workload where faults are injected (DOCKET_DOC_FAULT_POINTS, default 120). */
+const FAULT_POINTS = Number(process.env['DOCKET_DOC_FAULT_POINTS'] ?? 120);
 
 if (only) {
   t.test(`replay ${only}`, async (t) => {
