@@ -12,10 +12,9 @@ import { bulkLoad, BulkLinesFailed } from '../src/bulk.js';
 import { DocketError, DocketErrorCode } from '../src/errors.js';
 import type { Docket } from '../src/http/context.js';
 import { describeError } from '../src/http/errors.js';
+import { NDJSON_MEDIA_TYPE } from '../src/http/json.js';
 import * as limits from '../src/limits.js';
 
-/** Same as NDJSON_MEDIA_TYPE in src/app.ts (not imported: app.ts imports this file). */
-const NDJSON = 'application/x-ndjson';
 
 interface BulkQuery {
   id_field: string;
@@ -65,7 +64,7 @@ export const bulkRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app, { 
 
 async function requireNdjson(request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const type = request.headers['content-type'];
-  if (type?.split(';')[0]!.trim().toLowerCase() === NDJSON) return;
+  if (type?.split(';')[0]!.trim().toLowerCase() === NDJSON_MEDIA_TYPE) return;
   void reply.header('connection', 'close'); // The body is never read.
-  throw new DocketError(DocketErrorCode.UNSUPPORTED_MEDIA_TYPE, `a bulk body must be ${NDJSON}, not ${type ?? 'absent'}`);
+  throw new DocketError(DocketErrorCode.UNSUPPORTED_MEDIA_TYPE, `a bulk body must be ${NDJSON_MEDIA_TYPE}, not ${type ?? 'absent'}`);
 }

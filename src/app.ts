@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { DEFAULTS, type Config } from './config.js';
 import { Docket } from './http/context.js';
 import { clientErrorHandler, frameworkErrorHandler, installErrorHandlers } from './http/errors.js';
-import { parseJson } from './http/json.js';
+import { JSON_MEDIA_TYPES, NDJSON_MEDIA_TYPE, parseJson } from './http/json.js';
 import * as limits from './limits.js';
 import { DocumentStore, type StoreOptions } from './store.js';
 import { statusRoutes } from '../routes/status.js';
@@ -35,9 +35,6 @@ export interface AppOptions {
   readonly onRoute?: (route: { readonly method: string | readonly string[]; readonly url: string }) => void;
 }
 
-/** The media types that carry one JSON value. */
-export const JSON_MEDIA_TYPES = ['application/json', 'application/merge-patch+json'] as const;
-export const NDJSON_MEDIA_TYPE = 'application/x-ndjson';
 
 /** Longest path parameter: an id of ID_SIZE_BYTES_MAX bytes, every byte percent-encoded. */
 const PARAM_LENGTH_MAX = 3 * limits.ID_SIZE_BYTES_MAX + 64;

@@ -14,7 +14,7 @@ import { limit } from './documents/validate.js';
 import { generateId } from './http/ids.js';
 import { parseJson } from './http/json.js';
 import * as limits from './limits.js';
-import type { BatchOperation, DocumentStore } from './store.js';
+import type { CheckedPut, DocumentStore } from './store.js';
 
 export interface BulkOptions {
   readonly collection: string;
@@ -166,7 +166,7 @@ class BulkLoad {
   private failed = 0;
   private tsn: number | null = null;
   private readonly errors: LineError[] = [];
-  private operations: BatchOperation[] = [];
+  private operations: CheckedPut[] = [];
   private ids = new Set<string>();
   private sizeBytes = 0;
   private readonly inFlight: PendingBatch[] = [];
@@ -180,7 +180,7 @@ class BulkLoad {
     if ('bytes' in line && isBlank(line.bytes)) return;
     this.lines++;
     if (this.options.atomic && this.lines > limits.BATCH_OPERATIONS_MAX) throw limit(`an atomic bulk load holds at most ${limits.BATCH_OPERATIONS_MAX} lines`);
-    let put: { operation: BatchOperation; sizeBytes: number };
+    let put: CheckedPut;
     try {
       put = this.parse(line);
     } catch (error) {
@@ -188,12 +188,12 @@ class BulkLoad {
       this.refuse(line.number, error);
       return;
     }
-    if (this.options.atomic) this.hold(put.operation, put.sizeBytes);
-    else await this.add(put.operation, put.sizeBytes);
+    if (this.options.atomic) this.hold(put);
+    else await this.add(put);
   }
 
   /** The line as a put, checked as the store would check it; throws the line's error. */
-  private parse(line: Line): { operation: BatchOperation; sizeBytes: number } {
+  private parse(line: Line): CheckedPut {
     const what = `line ${line.number}`;
     if (!('bytes' in line)) throw limit(`${what} is longer than ${this.options.lineBytesMax} bytes`);
     const document = parseJson(line.bytes, what);
@@ -202,8 +202,7 @@ class BulkLoad {
     // Own properties only: an id field named "__proto__" must not read the prototype.
     const id = Object.hasOwn(document, idField) ? document[idField] : generateId();
     if (typeof id !== 'string') throw new DocketError(DocketErrorCode.ID_INVALID, `${what}: the id field ${JSON.stringify(idField)} must hold a string, not ${id === null ? 'null' : typeof id}`);
-    const sizeBytes = this.store.checkPut(collection, id, document);
-    return { operation: { op: 'put', collection, id, document }, sizeBytes };
+    return this.store.checkPut(collection, id, document);
   }
 
   private refuse(line: number, error: DocketError): void {
@@ -213,19 +212,19 @@ class BulkLoad {
   }
 
   /** Atomic: keeps every good line for the one transaction, within its bounds. */
-  private hold(operation: BatchOperation, sizeBytes: number): void {
-    this.sizeBytes += sizeBytes;
+  private hold(put: CheckedPut): void {
+    this.sizeBytes += put.sizeBytes;
     if (this.sizeBytes > limits.TRANSACTION_SIZE_BYTES_MAX) throw limit(`an atomic bulk load holds at most ${limits.TRANSACTION_SIZE_BYTES_MAX} bytes of documents`);
-    if (this.failed === 0) this.operations.push(operation);
+    if (this.failed === 0) this.operations.push(put);
   }
 
   /** Non-atomic: adds the put to the batch being filled, sending the batch first if it is full. */
-  private async add(operation: BatchOperation, sizeBytes: number): Promise<void> {
-    const full = this.operations.length === limits.BULK_BATCH_DOCUMENTS_MAX || this.sizeBytes + sizeBytes > limits.BULK_BATCH_BYTES_MAX;
+  private async add(put: CheckedPut): Promise<void> {
+    const full = this.operations.length === limits.BULK_BATCH_DOCUMENTS_MAX || this.sizeBytes + put.sizeBytes > limits.BULK_BATCH_BYTES_MAX;
     if (this.operations.length > 0 && full) await this.send();
-    this.operations.push(operation);
-    this.ids.add(operation.id);
-    this.sizeBytes += sizeBytes;
+    this.operations.push(put);
+    this.ids.add(put.id);
+    this.sizeBytes += put.sizeBytes;
   }
 
   /**

@@ -3,9 +3,9 @@
 // environment, which wins over the defaults.
 
 import * as limits from './limits.js';
+import type { Durability } from './store.js';
 
 export type SyncMode = 'immediate' | 'periodic';
-export type DurabilityMode = 'passive' | 'double' | 'naive';
 
 export interface Config {
   host: string;
@@ -13,7 +13,7 @@ export interface Config {
   dataDirectory: string;
   sync: SyncMode;
   syncIntervalMs: number;
-  durability: DurabilityMode;
+  durability: Durability;
   documentCacheBytes: number;
   bodyLimitBytes: number;
   bulkLineBytesMax: number;

@@ -68,7 +68,3 @@ export class DocketError extends Error {
     this.code = code;
   }
 }
-
-export function docketError(code: DocketErrorCode, message: string): DocketError {
-  return new DocketError(code, message);
-}

@@ -217,6 +217,12 @@ export class Engine extends EngineCore {
 
   // ---- stats and close ----
 
+  /** One family's figures (what stats() lists for each), or undefined if there is no such family. */
+  familyStats(name: string): FamilyStats | undefined {
+    const family = this.families.get(name);
+    return family && familyStats(family);
+  }
+
   stats(): EngineStats {
     const c = this.counters;
     const cache = this.blockCache.stats;

@@ -6,6 +6,11 @@ import { isUtf8 } from 'node:buffer';
 import { DocketError, DocketErrorCode } from '../errors.js';
 import * as limits from '../limits.js';
 
+/** The media types that carry one JSON value. */
+export const JSON_MEDIA_TYPES = ['application/json', 'application/merge-patch+json'] as const;
+/** Bulk bodies: one JSON document a line, streamed by routes/bulk.ts rather than parsed here. */
+export const NDJSON_MEDIA_TYPE = 'application/x-ndjson';
+
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const OPEN_BRACE = 0x7b;
