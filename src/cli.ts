@@ -1,13 +1,14 @@
 #!/usr/bin/env node
-// The `docket` command. `docket serve` starts the server (what `npm start` runs).
+// The `docket` command. `docket serve` starts the server (what `npm start` runs); `docket load`
+// loads NDJSON files into it (src/load/).
 
-import { buildApp } from './app.js';
 import { ConfigError, helpText, loadConfig } from './config.js';
 
 const USAGE = `Usage: docket <command> [options]
 
 Commands:
   serve     run the server (docket serve --help lists its options)
+  load      load NDJSON files (plain, .gz, .zst or stdin) into a collection (docket load --help)
 `;
 
 async function serve(argv: string[]): Promise<void> {
@@ -16,6 +17,7 @@ async function serve(argv: string[]): Promise<void> {
     return;
   }
   const config = loadConfig(argv, process.env);
+  const { buildApp } = await import('./app.js'); // Only here: `docket load` starts without the server's modules.
   const app = await buildApp({ config, logger: true });
   // Listen at once so /healthz can say 503 while recovery runs; log "ready" when it is over.
   const address = await app.listen({ host: config.host, port: config.port });
@@ -51,6 +53,14 @@ if (command === 'serve') {
     process.stderr.write(`docket: ${error instanceof ConfigError ? error.message : (error as Error).stack}\n`);
     process.exit(error instanceof ConfigError ? 2 : 1);
   });
+} else if (command === 'load') {
+  import('./load/command.js').then(({ load }) => load(rest)).then(
+    (status) => (process.exitCode = status),
+    (error: unknown) => {
+      process.stderr.write(`docket load: ${(error as Error).stack}\n`);
+      process.exitCode = 3;
+    },
+  );
 } else {
   process.stderr.write(USAGE);
   process.exit(command === undefined || command === '--help' || command === '-h' ? 0 : 2);

@@ -38,6 +38,15 @@ export const BULK_BATCH_BYTES_MAX = 4 * 1024 * 1024;
 export const BULK_BATCHES_IN_FLIGHT_MAX = 2;
 /** Line errors a bulk response lists; the counts stay exact beyond it. */
 export const BULK_ERRORS_MAX = 100;
+/** `docket load`: lines and bytes of one bulk request body, by default (a body ends at a line's end). */
+export const LOAD_BATCH_LINES_DEFAULT = 5000;
+export const LOAD_BATCH_BYTES_DEFAULT = 8 * 1024 * 1024;
+/** `docket load`: pipelined bulk requests sent and not yet answered, by default. */
+export const LOAD_IN_FLIGHT_DEFAULT = 4;
+/** `docket load`: a longer line is refused by the loader itself rather than held (the server's bound is smaller). */
+export const LOAD_LINE_BYTES_MAX_DEFAULT = 16 * 1024 * 1024;
+/** `docket load`: line errors written to standard error; `--errors FILE` records every one. */
+export const LOAD_ERRORS_SHOWN_MAX = 50;
 /** Changes one page of the change feed holds by default, and at most; a page may exceed it by the rest of its last transaction. */
 export const CHANGES_LIMIT_DEFAULT = 1000;
 export const CHANGES_LIMIT_MAX = 10_000;
