@@ -26,33 +26,26 @@
 // (default bench/.work/http-results.json).
 
 import autocannon from 'autocannon';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual, parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { mulberry32 } from '../storage/sim-file-system.js';
+import { fmt, HOST, killLiveChildren, markdownTable, median, ROOT, Server, startDocket as startDocketServer } from './common.js';
 import { RedditGenerator } from './reddit.js';
 
 // ---- configuration ----
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const ROOT = path.resolve(HERE, HERE.split(path.sep).includes('dist') ? '../..' : '..');
-const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
 const WORK = path.join(ROOT, 'bench', '.work', `http-${process.pid}`);
 const COLLECTION = 'comments';
 const FIELDS = 'body,author,score';
 const SEED_PRELOAD = 20261201;
 const SEED_PUT_BODIES = 20261202;
 const SEED_READS = 20261203;
-const HOST = '127.0.0.1';
-const READY_TIMEOUT_MS = 120_000;
-const STOP_TIMEOUT_MS = 60_000;
 const BULK_LINES_PER_REQUEST = 2_000;
 
 interface Options {
@@ -136,64 +129,9 @@ async function ceilingChild(getBodyFile: string): Promise<void> {
 
 // ---- child processes, seen from the parent ----
 
-const live = new Set<ChildProcess>();
-
-/** A server in a child process: its port, its recent output, and how to stop it. */
-class Server {
-  private readonly tail: string[] = [];
-  readonly exited: Promise<number | string>;
-
-  constructor(
-    readonly name: string,
-    readonly child: ChildProcess,
-    public port = 0,
-  ) {
-    live.add(child);
-    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => {
-      live.delete(child);
-      resolve(code ?? signal ?? 'unknown');
-    }));
-    const keep = (chunk: Buffer): void => {
-      for (const line of chunk.toString('utf8').split('\n')) if (line.trim() !== '') this.tail.push(line);
-      if (this.tail.length > 40) this.tail.splice(0, this.tail.length - 40);
-    };
-    child.stdout?.on('data', keep);
-    child.stderr?.on('data', keep);
-  }
-
-  get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
-  }
-
-  /** Its last lines of output (pino JSON at warn and above), each cut to 300 characters. */
-  output(): string {
-    if (this.tail.length === 0) return '    (no output)';
-    return this.tail.slice(-12).map((line) => `    ${line.length > 300 ? `${line.slice(0, 300)}…` : line}`).join('\n');
-  }
-
-  /** The child's peak resident set so far (VmHWM), in MiB; NaN once it has gone. */
-  peakRssMb(): number {
-    try {
-      const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${this.child.pid}/status`, 'utf8'));
-      return match ? Number(match[1]) / 1024 : Number.NaN;
-    } catch {
-      return Number.NaN;
-    }
-  }
-
-  /** SIGTERM (a clean shutdown), then SIGKILL if it takes longer than `timeoutMs`. */
-  async stop(timeoutMs = STOP_TIMEOUT_MS): Promise<void> {
-    if (!this.running) return;
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
-    await this.exited;
-    clearTimeout(timer);
-  }
-}
-
 /** Kills every child still running and deletes the work directory; run at exit, however it comes. */
 function cleanUpNow(): void {
-  for (const child of live) child.kill('SIGKILL');
+  killLiveChildren();
   rmSync(WORK, { recursive: true, force: true });
 }
 
@@ -216,39 +154,8 @@ async function startCeiling(getBodyFile: string): Promise<Server> {
   return server;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, HOST, () => {
-      const address = probe.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-async function startDocket(name: string, dataDir: string, sync: 'immediate' | 'periodic', options: Options): Promise<Server> {
-  const port = await freePort();
-  const args = [CLI, 'serve', '--host', HOST, '--port', String(port), '--data-dir', dataDir, '--sync', sync, '--log-level', 'warn'];
-  if (sync === 'periodic') args.push('--sync-interval-ms', String(options.syncIntervalMs));
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const server = new Server(name, child, port);
-  // Ready once /healthz says 200 (it answers 503 while the store recovers).
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  for (;;) {
-    if (!server.running) throw new Error(`${name}: the server exited (${await server.exited}) before it was ready:\n${server.output()}`);
-    if (Date.now() > deadline) {
-      await server.stop(1000);
-      throw new Error(`${name}: not ready after ${READY_TIMEOUT_MS / 1000} s:\n${server.output()}`);
-    }
-    const status = await fetch(`http://${HOST}:${port}/healthz`).then(
-      async (response) => (await response.arrayBuffer(), response.status),
-      () => 0,
-    );
-    if (status === 200) return server;
-    await sleep(50);
-  }
+function startDocket(name: string, dataDir: string, sync: 'immediate' | 'periodic', options: Options): Promise<Server> {
+  return startDocketServer(name, dataDir, sync, options.syncIntervalMs);
 }
 
 // ---- plain requests (setup and preload) ----
@@ -542,15 +449,6 @@ async function runRound(round: number, groups: readonly Group[], workload: Workl
 
 // ---- reporting ----
 
-const fmt = (value: number | undefined, digits = 0): string => (value === undefined || !Number.isFinite(value) ? '-' : value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }));
-
-function median(values: readonly number[]): number {
-  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
-  if (sorted.length === 0) return Number.NaN;
-  const middle = sorted.length >> 1;
-  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
-}
-
 interface Summary {
   readonly phase: PhaseName;
   readonly requestsPerSecond: number;
@@ -584,13 +482,6 @@ function summarize(rounds: readonly Measurement[][]): Summary[] {
     if (name === 'PUT immediate') return { ...base, ratioToCeiling: ratio, goal: '>= 15,000 req/s', met: base.requestsPerSecond >= 15_000 };
     return { ...base, ratioToCeiling: ratio, goal: '>= 0.75x ceiling', met: ratio >= 0.75 };
   });
-}
-
-function markdownTable(header: readonly string[], rows: readonly (readonly string[])[], rightFrom = 1): string {
-  const widths = header.map((title, i) => Math.max(title.length, 3, ...rows.map((row) => row[i]!.length)));
-  const line = (cells: readonly string[]): string => `| ${cells.map((cell, i) => (i >= rightFrom ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join(' | ')} |`;
-  const rule = `|${widths.map((width, i) => (i >= rightFrom ? `${'-'.repeat(width + 1)}:` : `:${'-'.repeat(width + 1)}`)).join('|')}|`;
-  return [line(header), rule, ...rows.map(line)].join('\n');
 }
 
 function report(summary: readonly Summary[], rounds: readonly Measurement[][], options: Options): void {

@@ -1,0 +1,179 @@
+// Helpers the HTTP-level benchmarks share (bench/http.ts, bench/peers.ts, bench/scale.ts): where
+// the built CLI is, child processes that are killed however the benchmark ends, a Docket server
+// started on a free loopback port, memory read from /proc, and medians and markdown tables.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import * as path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+
+// ---- configuration ----
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const ROOT = path.resolve(HERE, HERE.split(path.sep).includes('dist') ? '../..' : '..');
+export const CLI = path.join(ROOT, 'dist', 'src', 'cli.js');
+export const REDDIT_CLI = path.join(ROOT, 'dist', 'bench', 'reddit.js');
+/** Every server a benchmark starts listens here, and only here. */
+export const HOST = '127.0.0.1';
+export const READY_TIMEOUT_MS = 120_000;
+export const STOP_TIMEOUT_MS = 60_000;
+/** MB in every benchmark figure is 2^20 bytes. */
+export const MB = 1024 * 1024;
+const EXIT_WAIT_MS = 5_000;
+
+// ---- child processes that do not outlive the benchmark ----
+
+/** Children still running, each with the signal that ends it at once when the benchmark exits. */
+const live = new Map<ChildProcess, NodeJS.Signals>();
+
+/** Registers a child so that killLiveChildren() ends it; it is forgotten when it exits. */
+export function track(child: ChildProcess, exitSignal: NodeJS.Signals = 'SIGKILL'): ChildProcess {
+  live.set(child, exitSignal);
+  child.once('exit', () => live.delete(child));
+  return child;
+}
+
+/**
+ * Signals every child still running and waits (synchronously, at most EXIT_WAIT_MS) until each
+ * has gone, so that the caller can delete their directories next. Safe to call from an 'exit'
+ * handler, where no event loop runs: an unreaped child counts as gone once it is a zombie.
+ */
+export function killLiveChildren(): void {
+  const pids: number[] = [];
+  for (const [child, signal] of live) {
+    child.kill(signal);
+    if (child.pid !== undefined) pids.push(child.pid);
+  }
+  const deadline = Date.now() + EXIT_WAIT_MS;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  while (pids.some(isRunning) && Date.now() < deadline) Atomics.wait(pause, 0, 0, 20);
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+    return state !== 'Z' && state !== 'X';
+  } catch {
+    return false;
+  }
+}
+
+/** A process's resident set now (VmRSS) and at its peak so far (VmHWM), in KiB; undefined once it has gone. */
+export function memoryKb(pid: number | undefined): { rssKb: number; hwmKb: number } | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const rss = /VmRSS:\s+(\d+) kB/.exec(status);
+    const hwm = /VmHWM:\s+(\d+) kB/.exec(status);
+    return rss && hwm ? { rssKb: Number(rss[1]), hwmKb: Number(hwm[1]) } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** A server in a child process: its port, its recent output, and how to stop it. */
+export class Server {
+  private readonly tail: string[] = [];
+  readonly exited: Promise<number | string>;
+
+  constructor(
+    readonly name: string,
+    readonly child: ChildProcess,
+    public port = 0,
+    exitSignal: NodeJS.Signals = 'SIGKILL',
+  ) {
+    track(child, exitSignal);
+    this.exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')));
+    const keep = (chunk: Buffer): void => {
+      for (const line of chunk.toString('utf8').split('\n')) if (line.trim() !== '') this.tail.push(line);
+      if (this.tail.length > 40) this.tail.splice(0, this.tail.length - 40);
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+  }
+
+  get running(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Its last lines of output (pino JSON at warn and above), each cut to 300 characters. */
+  output(): string {
+    if (this.tail.length === 0) return '    (no output)';
+    return this.tail.slice(-12).map((line) => `    ${line.length > 300 ? `${line.slice(0, 300)}…` : line}`).join('\n');
+  }
+
+  /** The child's peak resident set so far (VmHWM), in MiB; NaN once it has gone. */
+  peakRssMb(): number {
+    const memory = memoryKb(this.child.pid);
+    return memory ? memory.hwmKb / 1024 : Number.NaN;
+  }
+
+  /** `signal` (SIGTERM: a clean shutdown), then SIGKILL if it takes longer than `timeoutMs`. */
+  async stop(timeoutMs = STOP_TIMEOUT_MS, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    if (!this.running) return;
+    this.child.kill(signal);
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), timeoutMs);
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, HOST, () => {
+      const address = probe.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+/** Polls `http://HOST:port{urlPath}` until it answers 200; fails if the server exits or READY_TIMEOUT_MS passes. */
+export async function waitUntilReady(server: Server, urlPath = '/healthz'): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    if (!server.running) throw new Error(`${server.name}: the server exited (${await server.exited}) before it was ready:\n${server.output()}`);
+    if (Date.now() > deadline) {
+      await server.stop(1000);
+      throw new Error(`${server.name}: not ready after ${READY_TIMEOUT_MS / 1000} s:\n${server.output()}`);
+    }
+    const status = await fetch(`http://${HOST}:${server.port}${urlPath}`).then(
+      async (response) => (await response.arrayBuffer(), response.status),
+      () => 0,
+    );
+    if (status === 200) return;
+    await sleep(50);
+  }
+}
+
+/** `docket serve` on a free port; resolves once /healthz says 200 (it answers 503 while the store recovers). */
+export async function startDocket(name: string, dataDir: string, sync: 'immediate' | 'periodic', syncIntervalMs?: number): Promise<Server> {
+  const port = await freePort();
+  const args = [CLI, 'serve', '--host', HOST, '--port', String(port), '--data-dir', dataDir, '--sync', sync, '--log-level', 'warn'];
+  if (sync === 'periodic' && syncIntervalMs !== undefined) args.push('--sync-interval-ms', String(syncIntervalMs));
+  const server = new Server(name, spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }), port);
+  await waitUntilReady(server);
+  return server;
+}
+
+// ---- reporting ----
+
+export const fmt = (value: number | undefined, digits = 0): string => (value === undefined || !Number.isFinite(value) ? '-' : value.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits }));
+
+export function median(values: readonly number[]): number {
+  const sorted = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (sorted.length === 0) return Number.NaN;
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+export function markdownTable(header: readonly string[], rows: readonly (readonly string[])[], rightFrom = 1): string {
+  const widths = header.map((title, i) => Math.max(title.length, 3, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: readonly string[]): string => `| ${cells.map((cell, i) => (i >= rightFrom ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join(' | ')} |`;
+  const rule = `|${widths.map((width, i) => (i >= rightFrom ? `${'-'.repeat(width + 1)}:` : `:${'-'.repeat(width + 1)}`)).join('|')}|`;
+  return [line(header), rule, ...rows.map(line)].join('\n');
+}
