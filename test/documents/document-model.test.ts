@@ -313,6 +313,7 @@ class Runner {
   model = new DocumentModel();
   /** What the last command did, for the failure message. */
   notes: string[] = [];
+  private reopens = 0;
 
   constructor(readonly config: Config) {}
 
@@ -367,7 +368,9 @@ class Runner {
         await this.store.maintainEpochs();
         return this.countPurge('after maintainEpochs');
       case 'reopen':
-        await this.store.close();
+        // Every other clean reopen closes without flushing, so replay after a clean close is
+        // tested as well as a flushed close.
+        await this.store.close({ flush: this.reopens++ % 2 === 0 });
         this.store = await open(this.fs, this.config);
         count('records replayed after a reopen', this.store.stats().recovery.replay?.records ?? 0);
         return this.checkAll('after a clean reopen');
