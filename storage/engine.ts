@@ -499,7 +499,7 @@ export class EngineCore {
   protected scheduleBackground(): void {
     if (this.closed || this.failure) return;
     if (!this.flushing) {
-      const family = [...this.families.values()].find((f) => f.imm.length > 0);
+      const family = mostUrgentFlush(this.families.values());
       if (family) this.runJob('flushing', family, () => this.flushOldest(family));
     }
     if (!this.compacting && this.settings.autoCompaction) {
@@ -761,4 +761,19 @@ export class EngineCore {
     await this.manifest.close().catch(() => undefined);
     await this.tables.close();
   }
+}
+
+/**
+ * The family whose flush unblocks writers soonest: writes stop while any family holds
+ * IMMUTABLE_MEMTABLES_MAX immutables, so the one with the most goes first; among equals, the
+ * oldest data (it also holds the binlog's global epoch back). The first family with any, as
+ * before, let one busy family (a comment's body) stall writes behind flushes of idle ones.
+ */
+function mostUrgentFlush(families: Iterable<ColumnFamily>): ColumnFamily | undefined {
+  let best: ColumnFamily | undefined;
+  for (const family of families) {
+    if (family.imm.length === 0) continue;
+    if (!best || family.imm.length > best.imm.length || (family.imm.length === best.imm.length && family.imm[0]!.lsnMin < best.imm[0]!.lsnMin)) best = family;
+  }
+  return best;
 }

@@ -45,8 +45,3 @@ export function compareInternal(aKey: Buffer, aLsn: number, bKey: Buffer, bLsn: 
   const byKey = compareKeys(aKey, bKey);
   return byKey !== 0 ? byKey : bLsn - aLsn;
 }
-
-/** Bytes an entry costs in a memtable or cache (data plus a rough fixed overhead). */
-export function entryChargeBytes(entry: Entry): number {
-  return entry.key.length + entry.value.length + 64;
-}

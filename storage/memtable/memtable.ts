@@ -1,26 +1,80 @@
 // The memtable: a skip list of entries in internal order (key ascending, LSN descending), plus
 // what a flush needs to write the flush flag: the last tagged batch with items here.
-// Point reads go through a hash index of each key's newest node instead of the skip list: a
-// search of the list chases ~20 nodes scattered over the heap, a cache miss each, and a
-// document read does one per field family (measured: ~4 µs per lookup across 34 memtables of
-// 5,000 entries, against ~0.3 µs through a Map).
+//
+// It keeps no object per entry. A memtable lives long enough for what it holds to be promoted
+// to old space and scanned by every major GC; with a JS object per node, per entry and per key
+// a bulk load of Reddit comments (34 families of 4 MiB memtables) spent 28% of its CPU in the
+// GC, and the objects took about three times the bytes they were charged (measured: 2 million
+// entries in 102 memtables charged 302 MiB held 760 MiB of heap and 250 MiB of Buffers; now
+// 343 MiB of Buffers and typed arrays for 305 MiB charged, and inserts 4x faster). So its data
+// lives in a few large typed arrays and Buffers:
+//
+//   arena      Buffers ("chunks") that `add` copies key then value into, each filled from the
+//              front and never written again (so views stay valid); chunks grow from
+//              ARENA_CHUNK_BYTES_MIN to ARENA_CHUNK_BYTES_MAX, and an entry larger than a
+//              quarter of the next chunk gets a Buffer of its own. The caller's Buffers die young.
+//   nodes      one 48-byte record per node, read through an Int32Array and a Float64Array
+//              over the same memory, so a comparison touches one record, not ten arrays:
+//
+//                int32 [0] chunk  [1] offset  [2] key length  [3] value length
+//                      [4] back link (level 0)  [5] first link in `links`  [6] key hash  [7] kind
+//                f64   [4] key prefix  [5] LSN       (int32 slots 8 to 11)
+//
+//              The key prefix is its first PREFIX_BYTES as a number: most comparisons end on
+//              it, without reading the arena. A node's `height` forward links sit together in
+//              `links`, one shared Int32Array. Node 0 is the head sentinel: a link of 0 is none.
+//   index      each key's newest node, open addressing over the key's hash in an Int32Array
+//              (0 empty, at most half full). Point reads go through it instead of the list: a
+//              search of the list touches ~20 nodes, a cache miss each, and a document read
+//              does one per field family (measured with a list of objects: ~4 µs per lookup
+//              across 34 memtables of 5,000 entries, against ~0.3 µs through a Map).
+//   tails      the last node of each level. Bulk loads insert keys mostly in ascending order
+//              within a family, so an entry that sorts after the last node is linked there in
+//              O(height), without a search from the head.
+//
+// Reads build Entry objects on demand, whose key and value are views into the arena: no copy.
+// NB: a view keeps its whole chunk alive; a caller that keeps a value for long should copy it.
+// `sizeBytes` charges what is held, so a family's memtable budget bounds real memory: arena
+// bytes used (with the chunk tails left behind), each node's record and links, the index's
+// slots. Not charged: spare capacity of the records and links (they grow by half), the free
+// tail of the current chunk, and the ~2 KiB an empty memtable starts with.
 // Single-threaded: inserts and reads interleave only at awaits, so no locking is needed.
 
-import type { Entry } from '../entry.js';
-import { compareKeys, entryChargeBytes } from '../entry.js';
+import type { Entry, EntryKind } from '../entry.js';
 import type { InternalIterator } from '../iterator.js';
 
 const HEIGHT_MAX = 20;
 /** Older versions a point read walks from a key's newest node before it searches the list instead. */
 const VERSIONS_WALKED_MAX = 8;
+const PREFIX_BYTES = 6;
+/** As in compareKeys (entry.ts): longer keys compare faster in C++. */
+const LOOP_COMPARE_BYTES_MAX = 64;
 
-interface Node {
-  readonly entry: Entry | null; // null only for the head sentinel
-  /** keyPrefix(entry.key): most comparisons end on this number, without a call into C++. */
-  readonly prefix: number;
-  readonly next: (Node | null)[];
-  prev: Node | null; // level-0 back link, for reverse iteration
-}
+const ARENA_CHUNK_BYTES_MIN = 4 * 1024;
+const ARENA_CHUNK_BYTES_MAX = 256 * 1024; // At most 6% of a 4 MiB memtable left unused.
+const NODES_INITIAL = 32;
+const INDEX_SLOTS_INITIAL = 16;
+/** Records and links grow by half (not double): spare capacity is memory the budget does not see. */
+const GROWTH = 1.5;
+const LINK_BYTES = 4;
+const INDEX_SLOT_BYTES = 4;
+
+// A node's record (see the top of this file): int32 and float64 fields, by index within it.
+const NODE_BYTES = 48;
+const NODE_INTS = NODE_BYTES / 4;
+const NODE_FLOATS = NODE_BYTES / 8;
+const CHUNK = 0;
+const OFFSET = 1;
+const KEY_LENGTH = 2;
+const VALUE_LENGTH = 3;
+const PREV = 4;
+const LINKS = 5;
+const HASH = 6;
+const KIND = 7;
+const PREFIX = 4; // float64
+const LSN = 5; // float64; LSNs are integers below 2^53.
+
+const EMPTY = Buffer.alloc(0);
 
 /** The last tagged batch with items in a memtable: the future flush flag. */
 export interface MemtableFlag {
@@ -31,13 +85,24 @@ export interface MemtableFlag {
 }
 
 export class Memtable {
-  private readonly head: Node = { entry: null, prefix: 0, next: new Array(HEIGHT_MAX).fill(null), prev: null };
-  private tail: Node | null = null;
+  private readonly arena = new Arena();
+  /**
+   * Node records: `ints` and `floats` view the same memory. Invariant: node n's entry sits in
+   * chunk ints[n * NODE_INTS + CHUNK] from OFFSET, key then value, and those bytes never change.
+   */
+  private ints = new Int32Array(NODES_INITIAL * NODE_INTS);
+  private floats = new Float64Array(this.ints.buffer);
+  /** Node n's link at level l is links[LINKS of n + l]; the head's HEIGHT_MAX come first. */
+  private links = new Int32Array(HEIGHT_MAX + 2 * NODES_INITIAL);
+  private linksUsed = HEIGHT_MAX;
+  private readonly tails = new Int32Array(HEIGHT_MAX);
+  /** A search's result: the node before the target at each level (reused, never allocated). */
+  private readonly update = new Int32Array(HEIGHT_MAX);
   private height = 1;
   private random = 0x2545f491;
-  /** Each key (as latin1 text: one char a byte, so distinct keys stay distinct) to its newest node. */
-  private readonly newest = new Map<string, Node>();
-  sizeBytes = 0;
+  /** Invariant: holds each key's newest node, and no more than half of its slots are used. */
+  private index = new Int32Array(INDEX_SLOTS_INITIAL);
+  private keys = 0;
   count = 0;
   lsnMin = Number.POSITIVE_INFINITY;
   lsnMax = 0;
@@ -45,27 +110,20 @@ export class Memtable {
 
   /** REQUIRES: no entry with the same key and LSN is present. */
   add(entry: Entry): void {
-    const update = this.findPredecessors(entry.key, entry.lsn);
+    const { key, lsn } = entry;
+    const node = this.count + 1;
     const height = this.randomHeight();
-    if (height > this.height) {
-      for (let level = this.height; level < height; level++) update[level] = this.head;
-      this.height = height;
-    }
-    const node: Node = { entry, prefix: keyPrefix(entry.key), next: new Array(height).fill(null), prev: update[0] === this.head ? null : update[0]! };
-    for (let level = 0; level < height; level++) {
-      node.next[level] = update[level]!.next[level]!;
-      update[level]!.next[level] = node;
-    }
-    const after = node.next[0];
-    if (after) after.prev = node;
-    else this.tail = node;
-    const name = entry.key.toString('latin1');
-    const newest = this.newest.get(name);
-    if (newest === undefined || newest.entry!.lsn < entry.lsn) this.newest.set(name, node);
-    this.count++;
-    this.sizeBytes += entryChargeBytes(entry);
-    if (entry.lsn < this.lsnMin) this.lsnMin = entry.lsn;
-    if (entry.lsn > this.lsnMax) this.lsnMax = entry.lsn;
+    if ((node + 1) * NODE_INTS > this.ints.length) this.growNodes();
+    if (this.linksUsed + height > this.links.length) this.growLinks(height);
+    const prefix = keyPrefix(key);
+    const hash = hashKey(key);
+    this.writeRecord(node, entry, prefix, hash);
+    this.linksUsed += height;
+    this.link(node, key, prefix, lsn, height);
+    this.indexNewest(node, key, hash, lsn);
+    this.count = node;
+    if (lsn < this.lsnMin) this.lsnMin = lsn;
+    if (lsn > this.lsnMax) this.lsnMax = lsn;
   }
 
   /** Records that `lsn` belongs to the tagged batch (tag, lsnFirst): the flag moves forward. */
@@ -77,22 +135,29 @@ export class Memtable {
 
   /** The newest version of `key` with LSN <= snapshotLsn, tombstones included. */
   get(key: Buffer, snapshotLsn: number): Entry | undefined {
-    let node: Node | null | undefined = this.newest.get(key.toString('latin1'));
-    if (node === undefined) return undefined;
+    const hash = hashKey(key);
+    let node = this.index[this.slotOf(key, hash)]!;
     // Versions of a key are adjacent at level 0, newest first: the first at or below the
     // snapshot is the answer. An old snapshot behind many newer versions searches the list.
-    for (let walked = 0; node && walked < VERSIONS_WALKED_MAX; walked++, node = node.next[0] ?? null) {
-      const entry = node.entry!;
-      if (compareKeys(entry.key, key) !== 0) return undefined;
-      if (entry.lsn <= snapshotLsn) return entry;
+    for (let walked = 0; node !== 0 && walked < VERSIONS_WALKED_MAX; walked++, node = this.nextOf(node)) {
+      if (walked > 0 && !this.holdsKey(node, key, hash)) return undefined;
+      if (this.lsnOf(node) <= snapshotLsn) return this.entryAt(node);
     }
-    node = this.findPredecessors(key, snapshotLsn)[0]!.next[0];
-    if (node && node.entry!.key.equals(key)) return node.entry!;
-    return undefined;
+    if (node === 0) return undefined;
+    this.findPredecessors(key, keyPrefix(key), snapshotLsn);
+    node = this.nextOf(this.update[0]!);
+    return node !== 0 && this.holdsKey(node, key, hash) ? this.entryAt(node) : undefined;
   }
 
   get empty(): boolean {
     return this.count === 0;
+  }
+
+  /** Bytes held, as charged against the memtable budget (see the top of this file). */
+  get sizeBytes(): number {
+    if (this.count === 0) return 0;
+    const nodeBytes = this.count * NODE_BYTES + (this.linksUsed - HEIGHT_MAX) * LINK_BYTES;
+    return this.arena.sizeBytes + nodeBytes + (this.index.length - INDEX_SLOTS_INITIAL) * INDEX_SLOT_BYTES;
   }
 
   iterator(options: { reverse?: boolean } = {}): InternalIterator {
@@ -101,45 +166,115 @@ export class Memtable {
 
   /** Every entry in internal order (for flush). */
   *entries(): Generator<Entry> {
-    for (let node = this.head.next[0]; node; node = node.next[0]!) yield node.entry!;
+    for (let node = this.nextOf(0); node !== 0; node = this.nextOf(node)) yield this.entryAt(node);
   }
 
-  /** The nodes just before (key, lsn) in internal order at each level. */
-  findPredecessors(key: Buffer, lsn: number): Node[] {
-    const update = new Array<Node>(HEIGHT_MAX);
-    const prefix = keyPrefix(key);
-    let node = this.head;
+  // ---- for MemtableIterator: nodes are numbers, 0 meaning none ----
+
+  /** The first node with key >= `key`, or the first node. */
+  firstAtOrAfter(key: Buffer | undefined): number {
+    if (key === undefined) return this.nextOf(0);
+    this.findPredecessors(key, keyPrefix(key), Number.MAX_SAFE_INTEGER);
+    return this.nextOf(this.update[0]!);
+  }
+
+  /** The last node with key <= `key`, or the last node. */
+  lastAtOrBefore(key: Buffer | undefined): number {
+    if (key === undefined) return this.tails[0]!;
+    this.findPredecessors(key, keyPrefix(key), Number.NEGATIVE_INFINITY); // Past every version of `key`.
+    return this.update[0]!;
+  }
+
+  nextOf(node: number): number {
+    return this.links[this.ints[node * NODE_INTS + LINKS]!]!;
+  }
+
+  prevOf(node: number): number {
+    return this.ints[node * NODE_INTS + PREV]!;
+  }
+
+  /** A new Entry whose key and value are views into the arena. */
+  entryAt(node: number): Entry {
+    const { ints } = this;
+    const at = node * NODE_INTS;
+    const chunk = this.arena.chunks[ints[at + CHUNK]!]!;
+    const keyStart = ints[at + OFFSET]!;
+    const valueStart = keyStart + ints[at + KEY_LENGTH]!;
+    return {
+      key: chunk.subarray(keyStart, valueStart),
+      lsn: this.lsnOf(node),
+      kind: ints[at + KIND] as EntryKind,
+      value: chunk.subarray(valueStart, valueStart + ints[at + VALUE_LENGTH]!),
+    };
+  }
+
+  // ---- records and the skip list ----
+
+  /** Copies the entry's bytes into the arena and fills in its node's record, links aside. */
+  private writeRecord(node: number, entry: Entry, prefix: number, hash: number): void {
+    const { ints, floats, arena } = this;
+    arena.copy(entry.key, entry.value);
+    const at = node * NODE_INTS;
+    ints[at + CHUNK] = arena.lastChunk;
+    ints[at + OFFSET] = arena.lastOffset;
+    ints[at + KEY_LENGTH] = entry.key.length;
+    ints[at + VALUE_LENGTH] = entry.value.length;
+    ints[at + LINKS] = this.linksUsed;
+    ints[at + HASH] = hash;
+    ints[at + KIND] = entry.kind;
+    floats[node * NODE_FLOATS + PREFIX] = prefix;
+    floats[node * NODE_FLOATS + LSN] = entry.lsn;
+  }
+
+  /** Links `node` in at levels below `height`: at the tails if it sorts last, else after a search. */
+  private link(node: number, key: Buffer, prefix: number, lsn: number, height: number): void {
+    const { ints, links, tails, update } = this;
+    const last = tails[0]!;
+    // A level above the current height is empty: a search leaves the head as its predecessor.
+    if (height > this.height) this.height = height;
+    if (last === 0 || this.compareNode(last, key, prefix, lsn) < 0) update.set(tails);
+    else this.findPredecessors(key, prefix, lsn);
+    const start = ints[node * NODE_INTS + LINKS]!;
+    for (let level = 0; level < height; level++) {
+      const before = ints[update[level]! * NODE_INTS + LINKS]! + level;
+      const after = links[before]!;
+      links[start + level] = after;
+      links[before] = node;
+      if (after === 0) tails[level] = node;
+    }
+    const after = links[start]!;
+    ints[node * NODE_INTS + PREV] = update[0]!;
+    if (after !== 0) ints[after * NODE_INTS + PREV] = node;
+  }
+
+  /** Fills `update` with the last node before (key, lsn) in internal order at each level. */
+  private findPredecessors(key: Buffer, prefix: number, lsn: number): void {
+    const { ints, floats, links, update } = this;
+    let node = 0;
     for (let level = this.height - 1; level >= 0; level--) {
       for (;;) {
-        const next = node.next[level];
-        if (!next) break;
-        const order = next.prefix !== prefix ? next.prefix - prefix : compareSamePrefix(next.entry!, key, lsn);
-        if (order >= 0) break;
+        const next = links[ints[node * NODE_INTS + LINKS]! + level]!;
+        if (next === 0) break;
+        const nextPrefix = floats[next * NODE_FLOATS + PREFIX]!;
+        if (nextPrefix > prefix || (nextPrefix === prefix && this.compareNode(next, key, prefix, lsn) >= 0)) break;
         node = next;
       }
       update[level] = node;
     }
-    return update;
   }
 
-  /** The first node with key >= `key`, or the first node. */
-  firstAtOrAfter(key: Buffer | undefined): Node | null {
-    if (key === undefined) return this.head.next[0]!;
-    return this.findPredecessors(key, Number.MAX_SAFE_INTEGER)[0]!.next[0]!;
+  /** Internal order of `node` against (key, lsn): negative if the node sorts first. */
+  private compareNode(node: number, key: Buffer, prefix: number, lsn: number): number {
+    const nodePrefix = this.floats[node * NODE_FLOATS + PREFIX]!;
+    if (nodePrefix !== prefix) return nodePrefix - prefix;
+    const at = node * NODE_INTS;
+    const chunk = this.arena.chunks[this.ints[at + CHUNK]!]!;
+    const byKey = compareBytes(chunk, this.ints[at + OFFSET]!, this.ints[at + KEY_LENGTH]!, key, PREFIX_BYTES);
+    return byKey !== 0 ? byKey : lsn - this.lsnOf(node);
   }
 
-  /** The last node with key <= `key`, or the last node. */
-  lastAtOrBefore(key: Buffer | undefined): Node | null {
-    if (key === undefined) return this.tail;
-    let node = this.head;
-    for (let level = this.height - 1; level >= 0; level--) {
-      for (;;) {
-        const next = node.next[level];
-        if (!next || Buffer.compare(next.entry!.key, key) > 0) break;
-        node = next;
-      }
-    }
-    return node === this.head ? null : node;
+  private lsnOf(node: number): number {
+    return this.floats[node * NODE_FLOATS + LSN]!;
   }
 
   private randomHeight(): number {
@@ -155,45 +290,173 @@ export class Memtable {
       height++;
     }
   }
+
+  // ---- the index of each key's newest node ----
+
+  private indexNewest(node: number, key: Buffer, hash: number, lsn: number): void {
+    const slot = this.slotOf(key, hash);
+    const held = this.index[slot]!;
+    if (held !== 0) {
+      if (this.lsnOf(held) < lsn) this.index[slot] = node;
+      return;
+    }
+    this.index[slot] = node;
+    this.keys++;
+    if (this.keys * 2 > this.index.length) this.growIndex();
+  }
+
+  /** The slot holding `key`'s newest node, or the empty slot where it would go (linear probing). */
+  private slotOf(key: Buffer, hash: number): number {
+    const { index } = this;
+    const mask = index.length - 1;
+    for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
+      const held = index[slot]!;
+      if (held === 0 || this.holdsKey(held, key, hash)) return slot;
+    }
+  }
+
+  private holdsKey(node: number, key: Buffer, hash: number): boolean {
+    const { ints } = this;
+    const at = node * NODE_INTS;
+    if (ints[at + HASH] !== hash || ints[at + KEY_LENGTH] !== key.length) return false;
+    return compareBytes(this.arena.chunks[ints[at + CHUNK]!]!, ints[at + OFFSET]!, key.length, key, 0) === 0;
+  }
+
+  private growIndex(): void {
+    const index = new Int32Array(this.index.length * 2);
+    const mask = index.length - 1;
+    for (const node of this.index) {
+      if (node === 0) continue;
+      let slot = this.ints[node * NODE_INTS + HASH]! & mask;
+      while (index[slot] !== 0) slot = (slot + 1) & mask;
+      index[slot] = node;
+    }
+    this.index = index;
+  }
+
+  // ---- growth ----
+
+  private growNodes(): void {
+    this.ints = grown(this.ints, Math.ceil(this.ints.length / NODE_INTS * GROWTH) * NODE_INTS);
+    this.floats = new Float64Array(this.ints.buffer);
+  }
+
+  private growLinks(height: number): void {
+    this.links = grown(this.links, Math.max(Math.ceil(this.links.length * GROWTH), this.linksUsed + height));
+  }
 }
 
 /**
- * The first six key bytes as a number (missing bytes count as zero). If two keys' prefixes
- * differ, they order as their prefixes do; only equal prefixes need the full comparison.
+ * Chunks that entries are copied into, each filled from the front. Invariant: bytes once
+ * written are never written again while the memtable lives, so views into them stay valid.
  */
-function compareSamePrefix(entry: Entry, key: Buffer, lsn: number): number {
-  const byKey = compareKeys(entry.key, key, PREFIX_BYTES);
-  return byKey !== 0 ? byKey : lsn - entry.lsn;
+class Arena {
+  /** Chunk 0 is empty: an entry of no bytes needs no chunk. */
+  readonly chunks: Buffer[] = [EMPTY];
+  /** Where the last copy went. */
+  lastChunk = 0;
+  lastOffset = 0;
+  /** Bytes copied in, plus the tails of chunks left behind. */
+  sizeBytes = 0;
+  private current = 0;
+  private used = 0;
+
+  copy(key: Buffer, value: Buffer): void {
+    const bytes = key.length + value.length;
+    this.place(bytes);
+    const chunk = this.chunks[this.lastChunk]!;
+    chunk.set(key, this.lastOffset);
+    chunk.set(value, this.lastOffset + key.length);
+    this.sizeBytes += bytes;
+  }
+
+  private place(bytes: number): void {
+    if (this.used + bytes <= this.chunks[this.current]!.length) {
+      this.lastChunk = this.current;
+      this.lastOffset = this.used;
+      this.used += bytes;
+      return;
+    }
+    // Chunks grow with the arena, so a small memtable holds little unused memory.
+    const chunkBytes = Math.min(ARENA_CHUNK_BYTES_MAX, Math.max(ARENA_CHUNK_BYTES_MIN, this.sizeBytes));
+    const large = bytes > chunkBytes / 4; // Gets a Buffer of its own; the current chunk stays.
+    this.chunks.push(Buffer.allocUnsafeSlow(large ? bytes : chunkBytes));
+    this.lastChunk = this.chunks.length - 1;
+    this.lastOffset = 0;
+    if (large) return;
+    this.sizeBytes += this.chunks[this.current]!.length - this.used;
+    this.current = this.lastChunk;
+    this.used = bytes;
+  }
 }
 
-const PREFIX_BYTES = 6;
-
+/** The first PREFIX_BYTES key bytes as a number (missing bytes count as zero). */
 function keyPrefix(key: Buffer): number {
   let prefix = 0;
   for (let i = 0; i < PREFIX_BYTES; i++) prefix = prefix * 256 + (i < key.length ? key[i]! : 0);
   return prefix;
 }
 
-/** Walks level 0 of the skip list: forward by `next` links, in reverse by `prev` links. */
+/**
+ * Bytewise order of the arena key at chunk[offset, offset + length) against `key`, from byte
+ * `from` on (callers that know the first bytes equal skip them), as compareKeys does.
+ */
+function compareBytes(chunk: Buffer, offset: number, length: number, key: Buffer, from: number): number {
+  const shorter = length < key.length ? length : key.length;
+  if (shorter > LOOP_COMPARE_BYTES_MAX) return chunk.compare(key, 0, key.length, offset, offset + length);
+  for (let i = from; i < shorter; i++) {
+    const difference = chunk[offset + i]! - key[i]!;
+    if (difference !== 0) return difference;
+  }
+  return length - key.length;
+}
+
+/** FNV-1a over the bytes, then murmur3's finalizer: FNV alone mixes the low bits (the slot) poorly. */
+function hashKey(key: Buffer): number {
+  let hash = 0x811c9dc5 | 0;
+  for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key[i]!, 0x01000193);
+  hash ^= hash >>> 16;
+  hash = Math.imul(hash, 0x85ebca6b);
+  hash ^= hash >>> 13;
+  hash = Math.imul(hash, 0xc2b2ae35);
+  hash ^= hash >>> 16;
+  return hash | 0; // As an Int32Array stores it.
+}
+
+/** A copy of `array` with room for `length` elements. */
+function grown(array: Int32Array, length: number): Int32Array<ArrayBuffer> {
+  const next = new Int32Array(length);
+  next.set(array);
+  return next;
+}
+
+/**
+ * Walks level 0 of the skip list: forward by next links, in reverse by back links. The entry is
+ * built once per position (merging iterators ask for it many times).
+ */
 class MemtableIterator implements InternalIterator {
-  private node: Node | null = null;
+  private node = 0;
+  private current: Entry | undefined;
   constructor(
     private readonly table: Memtable,
     private readonly reverse: boolean,
   ) {}
   async seek(key?: Buffer): Promise<void> {
     this.node = this.reverse ? this.table.lastAtOrBefore(key) : this.table.firstAtOrAfter(key);
+    this.current = undefined;
   }
   valid(): boolean {
-    return this.node !== null;
+    return this.node !== 0;
   }
   entry(): Entry {
-    return this.node!.entry!;
+    return (this.current ??= this.table.entryAt(this.node));
   }
   async next(): Promise<void> {
-    this.node = this.reverse ? this.node!.prev : this.node!.next[0]!;
+    this.node = this.reverse ? this.table.prevOf(this.node) : this.table.nextOf(this.node);
+    this.current = undefined;
   }
   close(): void {
-    this.node = null;
+    this.node = 0;
+    this.current = undefined;
   }
 }
