@@ -18,8 +18,13 @@ export const FIRST_FIELD_FAMILY_NUMBER = 2;
 const COLLECTION_PREFIX = 0x63; // 'c'
 const FIELD_PREFIX = 0x66; // 'f'
 
+/** Names built once: translation asks for one per KV item (~47 a Reddit comment). */
+const familyNames = new Map<number, string[]>();
+
 export function familyName(collectionId: number, familyNumber: number): string {
-  return `c${collectionId}.${familyNumber}`;
+  let names = familyNames.get(collectionId);
+  if (names === undefined) familyNames.set(collectionId, (names = []));
+  return (names[familyNumber] ??= `c${collectionId}.${familyNumber}`);
 }
 
 export function metaFamily(collectionId: number): string {
