@@ -14,7 +14,7 @@ import { encodeEntries, type CompactionJob, type FlushJob } from './compaction/t
 import { EngineWal, readWalFile, walName, WAL_NAME_PATTERN } from './wal/engine-wal.js';
 import type { EntryKind } from './entry.js';
 import { corruption, invalidArgument, StorageError, StorageErrorCode } from './errors.js';
-import type { FileSystem } from './file-system.js';
+import { RealFileSystem, type FileSystem } from './file-system.js';
 import * as limits from './limits.js';
 import { Manifest, manifestName } from './manifest/manifest.js';
 import type { FileMeta, FlushFlag, VersionEdit } from './manifest/version-edit.js';
@@ -50,7 +50,7 @@ export interface EngineOptions {
   readonly autoCompaction?: boolean;
   /**
    * Run flush and compaction table building in a worker thread. Default: on with the real file
-   * system when the compiled worker is present; a simulated file system always runs inline.
+   * system (given or not) when the compiled worker is present; any other file system runs inline.
    */
   readonly backgroundThread?: boolean;
 }
@@ -186,7 +186,10 @@ export class EngineCore {
     this.picker = { l0TriggerFiles: this.settings.l0CompactionTriggerFiles, level1SizeBytes: this.settings.level1SizeBytes };
     this.blockCache = new BlockCache(this.settings.blockCacheSizeBytes);
     this.tables = new TableCache(fs, options.directory, this.blockCache, this.settings.tableCacheFiles);
-    const threaded = options.backgroundThread ?? (options.fileSystem === undefined && workerAvailable());
+    // The worker opens files itself, so only the real file system can go there. (The test was
+    // `fileSystem === undefined`, so a store, which always passes its file system, built every
+    // table on the event loop.)
+    const threaded = options.backgroundThread ?? (fs instanceof RealFileSystem && workerAvailable());
     this.runner = threaded ? new WorkerRunner() : new InlineRunner(fs);
   }
 
