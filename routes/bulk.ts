@@ -36,6 +36,9 @@ const bulkQuery = {
   },
 } as const;
 
+/** Per connection: settles when its latest bulk request has cut its last line. */
+const cutting = new WeakMap<object, Promise<void>>();
+
 export const bulkRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app, { docket }) => {
   app.post<{ Params: { collection: string }; Querystring: BulkQuery }>(
     '/collections/:collection/bulk',
@@ -47,7 +50,12 @@ export const bulkRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app, { 
       if (Buffer.byteLength(idField, 'utf8') > limits.FIELD_NAME_SIZE_BYTES_MAX) {
         throw new DocketError(DocketErrorCode.INVALID_ARGUMENT, `id_field is at most ${limits.FIELD_NAME_SIZE_BYTES_MAX} bytes of UTF-8`);
       }
-      const options = { collection: request.params.collection, idField, atomic, lineBytesMax: docket.config.bulkLineBytesMax, signal: docket.shutdownSignal };
+      // Requests pipelined on one connection cut their lines in order (see src/bulk.ts).
+      const socket = request.raw.socket;
+      const previous = cutting.get(socket);
+      let onCut!: () => void;
+      cutting.set(socket, new Promise<void>((resolve) => (onCut = resolve)));
+      const options = { collection: request.params.collection, idField, atomic, lineBytesMax: docket.config.bulkLineBytesMax, signal: docket.shutdownSignal, onCut, ...(previous ? { previous } : {}) };
       try {
         return await bulkLoad(docket.store, request.raw, options);
       } catch (error) {

@@ -6,6 +6,13 @@
 //
 // Back-pressure: the body is pulled with read(); while the transactions in flight are at their
 // bound nothing is read, the stream's buffer fills, and Node stops reading the socket.
+//
+// Order: a later line for an id wins, within a request and across requests. Every batch is
+// registered with the store's BulkSequencer when it is cut, and goes to the store only once the
+// earlier batches that write any of its ids have settled (the store does not promise to
+// sequence concurrent transactions in call order). Requests pipelined on one connection are
+// cut in order because the route starts cutting a request only after the previous one on that
+// connection has cut its last line (options.previous).
 
 import type { Readable } from 'node:stream';
 import { DocketError, DocketErrorCode } from './errors.js';
@@ -26,6 +33,10 @@ export interface BulkOptions {
   readonly lineBytesMax: number;
   /** Aborted at shutdown: reading stops, what is in flight settles, the load ends UNAVAILABLE. */
   readonly signal?: AbortSignal;
+  /** Settles when the load before this one on the same connection has cut its last line. */
+  readonly previous?: Promise<void>;
+  /** Called once this load has cut its last line (or failed): the next one may start cutting. */
+  readonly onCut?: () => void;
 }
 
 export interface LineError {
@@ -135,19 +146,29 @@ export class LineSplitter {
  * which is BulkLinesFailed). Transactions acknowledged before a rejection stay stored.
  */
 export async function bulkLoad(store: DocumentStore, body: Readable, options: BulkOptions): Promise<BulkReport> {
-  store.collectionInfo(options.collection); // COLLECTION_NOT_FOUND before reading anything.
-  const load = new BulkLoad(store, options);
-  const splitter = new LineSplitter(options.lineBytesMax);
   const onError = (): void => undefined; // Seen through body.errored; never an uncaught 'error'.
   body.on('error', onError);
+  let cut = false;
+  const endCutting = (): void => {
+    if (!cut) options.onCut?.();
+    cut = true;
+  };
+  let load: BulkLoad | undefined;
   try {
+    await options.previous;
+    store.collectionInfo(options.collection); // COLLECTION_NOT_FOUND before reading anything.
+    load = new BulkLoad(store, options, sequencerOf(store));
+    const splitter = new LineSplitter(options.lineBytesMax);
     for (let chunk = await readChunk(body, options.signal); chunk !== null; chunk = await readChunk(body, options.signal)) {
       for (const line of splitter.push(chunk)) await load.line(line);
     }
     for (const line of splitter.end()) await load.line(line);
+    load.cutLast();
+    endCutting();
     return await load.finish();
   } catch (error) {
-    await load.settle();
+    endCutting();
+    await load?.settle();
     throw error;
   } finally {
     body.off('error', onError);
@@ -155,9 +176,36 @@ export async function bulkLoad(store: DocumentStore, body: Readable, options: Bu
 }
 
 interface PendingBatch {
+  /** Collection-qualified ids (see key()). */
   readonly ids: ReadonlySet<string>;
   /** Settles when the store acknowledges or refuses the batch; its rejection is always observed. */
   readonly done: Promise<void>;
+}
+
+/**
+ * The bulk batches of one store that are cut and not yet settled, in the order they were cut.
+ * A batch waits for the earlier ones that write any of its documents.
+ */
+export class BulkSequencer {
+  private readonly pending = new Set<PendingBatch>();
+
+  /** Registers a batch now; `run` starts once every earlier overlapping batch has settled. */
+  add(ids: ReadonlySet<string>, run: () => Promise<void>): PendingBatch {
+    const earlier = [...this.pending].filter((batch) => overlaps(batch.ids, ids)).map((batch) => batch.done.catch(() => undefined));
+    const done = (earlier.length === 0 ? run() : Promise.all(earlier).then(run)).finally(() => this.pending.delete(batch));
+    const batch: PendingBatch = { ids, done };
+    done.catch(() => undefined); // Observed by the load that cut it.
+    this.pending.add(batch);
+    return batch;
+  }
+}
+
+const sequencers = new WeakMap<DocumentStore, BulkSequencer>();
+
+function sequencerOf(store: DocumentStore): BulkSequencer {
+  let sequencer = sequencers.get(store);
+  if (!sequencer) sequencers.set(store, (sequencer = new BulkSequencer()));
+  return sequencer;
 }
 
 class BulkLoad {
@@ -174,6 +222,7 @@ class BulkLoad {
   constructor(
     private readonly store: DocumentStore,
     private readonly options: BulkOptions,
+    private readonly sequencer: BulkSequencer,
   ) {}
 
   async line(line: Line): Promise<void> {
@@ -215,7 +264,10 @@ class BulkLoad {
   private hold(put: CheckedPut): void {
     this.sizeBytes += put.sizeBytes;
     if (this.sizeBytes > limits.TRANSACTION_SIZE_BYTES_MAX) throw limit(`an atomic bulk load holds at most ${limits.TRANSACTION_SIZE_BYTES_MAX} bytes of documents`);
-    if (this.failed === 0) this.operations.push(put);
+    if (this.failed === 0) {
+      this.operations.push(put);
+      this.ids.add(key(this.options.collection, put.id));
+    }
   }
 
   /** Non-atomic: adds the put to the batch being filled, sending the batch first if it is full. */
@@ -223,29 +275,35 @@ class BulkLoad {
     const full = this.operations.length === limits.BULK_BATCH_DOCUMENTS_MAX || this.sizeBytes + put.sizeBytes > limits.BULK_BATCH_BYTES_MAX;
     if (this.operations.length > 0 && full) await this.send();
     this.operations.push(put);
-    this.ids.add(put.id);
+    this.ids.add(key(this.options.collection, put.id));
     this.sizeBytes += put.sizeBytes;
   }
 
-  /**
-   * Sends the batch being filled, then waits while BULK_BATCHES_IN_FLIGHT_MAX are pending. A
-   * batch that writes an id a pending one also writes waits for it first: the store does not
-   * promise to sequence concurrent transactions in call order, and the later line must win.
-   */
+  /** At the end of the body: cuts the batch being filled (atomic: the one batch, unless a line failed). */
+  cutLast(): void {
+    if (this.operations.length > 0 && !(this.options.atomic && this.failed > 0)) this.cut();
+  }
+
+  /** Sends the batch being filled, then waits while BULK_BATCHES_IN_FLIGHT_MAX are pending. */
   private async send(): Promise<void> {
-    const operations = this.operations;
-    const ids = this.ids;
-    this.operations = [];
-    this.ids = new Set();
-    this.sizeBytes = 0;
-    while (this.inFlight.some((pending) => overlaps(pending.ids, ids))) await this.settleOldest();
-    const done = this.store.batch(operations).then((results) => {
-      this.stored += results.length;
-      this.tsn = Math.max(this.tsn ?? 0, results[0]!.tsn);
-    });
-    done.catch(() => undefined); // Observed by settleOldest or settle.
-    this.inFlight.push({ ids, done });
+    this.cut();
     while (this.inFlight.length >= limits.BULK_BATCHES_IN_FLIGHT_MAX) await this.settleOldest();
+  }
+
+  /** Registers the batch being filled with the sequencer (synchronously: cut order is line order). */
+  private cut(): void {
+    const operations = this.operations;
+    this.operations = [];
+    this.sizeBytes = 0;
+    const ids = this.ids;
+    this.ids = new Set();
+    const pending = this.sequencer.add(ids, () =>
+      this.store.batch(operations).then((results) => {
+        this.stored += results.length;
+        this.tsn = Math.max(this.tsn ?? 0, results[0]!.tsn);
+      }),
+    );
+    this.inFlight.push(pending);
   }
 
   /** Waits for the oldest pending batch; throws if the store refused it. */
@@ -260,15 +318,6 @@ class BulkLoad {
 
   async finish(): Promise<BulkReport> {
     if (this.options.atomic && this.failed > 0) throw new BulkLinesFailed(this.errors[0]!, this.report());
-    if (this.operations.length > 0) {
-      if (this.options.atomic) {
-        const results = await this.store.batch(this.operations);
-        this.stored = results.length;
-        this.tsn = results[0]!.tsn;
-      } else {
-        await this.send();
-      }
-    }
     while (this.inFlight.length > 0) await this.settleOldest();
     return this.report();
   }
@@ -283,6 +332,11 @@ class BulkLoad {
 function isBlank(bytes: Buffer): boolean {
   for (const byte of bytes) if (byte !== 0x20 && byte !== 0x09 && byte !== CARRIAGE_RETURN) return false;
   return true;
+}
+
+/** A document's identity across collections, for overlap checks. */
+function key(collection: string, id: string): string {
+  return `${collection}\u0000${id}`;
 }
 
 function overlaps(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {

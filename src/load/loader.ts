@@ -197,7 +197,11 @@ export class Loader {
     }
     const text = await response.body.text();
     if (response.statusCode !== 200) throw new LoadFailed(`the server refused a bulk request: ${response.statusCode} ${errorText(text)}`);
-    return JSON.parse(text) as ServerReport;
+    try {
+      return JSON.parse(text) as ServerReport;
+    } catch {
+      throw new LoadFailed(`the server answered a bulk request with something other than a report: ${text.slice(0, 200)}`);
+    }
   }
 
   /** Creates the collection unless it exists; waits while the server is starting. */

@@ -1,5 +1,6 @@
 import t from 'tap';
 import type { Test } from 'tap';
+import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
@@ -148,6 +149,52 @@ t.test('a repeated id is stored once and the later line wins, within a batch and
   t.same(JSON.parse((await app.inject({ method: 'GET', url: '/collections/x/docs/same' })).body), { key: 'same', v: 2 });
   t.equal((await listAll(app, 'x')).length, 2500 - 3 + 1);
 });
+
+t.test('requests pipelined on one connection apply in order: the later line for an id wins across requests', async (t) => {
+  const app = await openApp(t);
+  await createCollection(app, 'x');
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = app.server.address() as { port: number };
+  // A's last batches and B's first write the same ids; C (atomic) rewrites ten of them again.
+  const body = (from: number, to: number, v: string): string => Array.from({ length: to - from }, (_, i) => JSON.stringify({ key: `k${from + i}`, v })).join('\n') + '\n';
+  const requests = [
+    ['', body(0, 2500, 'A')],
+    ['', body(1000, 3500, 'B')],
+    ['&atomic=true', body(2000, 2010, 'C')],
+  ].map(([query, text]) => `POST /collections/x/bulk?id_field=key${query} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-ndjson\r\nContent-Length: ${Buffer.byteLength(text!)}\r\n\r\n${text}`);
+  const responses = await pipelined(port, requests.join(''), requests.length);
+  t.same(responses.map((r) => r.status), [200, 200, 200]);
+  const docs = new Map((await listAll(app, 'x')).map((d) => [d.id, d.doc.v]));
+  t.equal(docs.size, 3500);
+  const wrong = [...docs].filter(([id, v]) => v !== (Number(id.slice(1)) < 1000 ? 'A' : Number(id.slice(1)) >= 2000 && Number(id.slice(1)) < 2010 ? 'C' : 'B'));
+  t.same(wrong.slice(0, 5), [], `${wrong.length} documents hold an earlier request's line`);
+});
+
+/** Writes `raw` (several requests) on one socket and resolves with the first `count` responses. */
+function pipelined(port: number, raw: string, count: number): Promise<{ status: number; body: string }[]> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(raw));
+    let data = Buffer.alloc(0);
+    const responses: { status: number; body: string }[] = [];
+    socket.on('error', reject);
+    socket.on('data', (chunk: Buffer) => {
+      data = Buffer.concat([data, chunk]);
+      for (;;) {
+        const end = data.indexOf('\r\n\r\n');
+        if (end < 0) break;
+        const head = data.subarray(0, end).toString('latin1');
+        const length = Number(/content-length: (\d+)/i.exec(head)?.[1] ?? 0);
+        if (data.length < end + 4 + length) break;
+        responses.push({ status: Number(head.split(' ')[1]), body: data.subarray(end + 4, end + 4 + length).toString('utf8') });
+        data = data.subarray(end + 4 + length);
+      }
+      if (responses.length >= count) {
+        socket.destroy();
+        resolve(responses);
+      }
+    });
+  });
+}
 
 t.test('an id field that holds a number or null is a line error, not a generated id', async (t) => {
   const app = await openApp(t);
