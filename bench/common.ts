@@ -3,7 +3,7 @@
 // started on a free loopback port, memory read from /proc, and medians and markdown tables.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -176,4 +176,39 @@ export function markdownTable(header: readonly string[], rows: readonly (readonl
   const line = (cells: readonly string[]): string => `| ${cells.map((cell, i) => (i >= rightFrom ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!))).join(' | ')} |`;
   const rule = `|${widths.map((width, i) => (i >= rightFrom ? `${'-'.repeat(width + 1)}:` : `:${'-'.repeat(width + 1)}`)).join('|')}|`;
   return [line(header), rule, ...rows.map(line)].join('\n');
+}
+
+// ---- command lines ----
+
+/** A whole-number flag value, at least `min`; throws the message a usage error prints. */
+export function integerOption(name: string, text: string, min: number): number {
+  const value = Number(text);
+  if (!Number.isSafeInteger(value) || value < min) throw new Error(`--${name} must be an integer >= ${min}, got ${JSON.stringify(text)}`);
+  return value;
+}
+
+/**
+ * Runs a benchmark's main with the clean-up every one needs: usage errors exit 2, children are
+ * killed and the work directory removed however the process exits, signals exit 130.
+ */
+export async function runBenchmark<O extends { readonly workDir: string }>(name: string, usage: string, parse: () => O, main: (options: O) => Promise<boolean>): Promise<never> {
+  let options: O;
+  try {
+    options = parse();
+  } catch (error) {
+    process.stderr.write(`${(error as Error).message}\n${usage}`);
+    process.exit(2);
+  }
+  const workDir = options.workDir;
+  process.on('exit', () => {
+    killLiveChildren();
+    rmSync(workDir, { recursive: true, force: true });
+  });
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => process.exit(130));
+  try {
+    process.exit((await main(options)) ? 0 : 1);
+  } catch (error) {
+    process.stderr.write(`\n${name} FAILED: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  }
 }

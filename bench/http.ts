@@ -35,7 +35,7 @@ import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual, parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import { mulberry32 } from '../storage/sim-file-system.js';
-import { fmt, HOST, killLiveChildren, markdownTable, median, ROOT, Server, startDocket as startDocketServer } from './common.js';
+import { fmt, HOST, integerOption, killLiveChildren, markdownTable, median, ROOT, Server, startDocket as startDocketServer } from './common.js';
 import { RedditGenerator } from './reddit.js';
 
 // ---- configuration ----
@@ -90,11 +90,7 @@ function optionsFrom(argv: string[]): Options {
     process.stdout.write(USAGE);
     process.exit(0);
   }
-  const integer = (name: string, text: string, min: number): number => {
-    const value = Number(text);
-    if (!Number.isSafeInteger(value) || value < min) throw new Error(`--${name} must be an integer >= ${min}, got ${JSON.stringify(text)}`);
-    return value;
-  };
+  const integer = integerOption;
   return {
     connections: integer('connections', values.connections, 1),
     duration: integer('duration', values.duration, 1),

@@ -33,7 +33,7 @@
 
 import { spawn, type SpawnOptions } from 'node:child_process';
 import { once } from 'node:events';
-import { createReadStream, createWriteStream, existsSync, readdirSync, readFileSync, realpathSync, rmSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { chown, mkdir, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -42,7 +42,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import * as limits from '../src/limits.js';
-import { CLI, fmt, freePort, HOST, killLiveChildren, markdownTable, MB, median, ROOT, Server, startDocket, track, waitUntilReady } from './common.js';
+import { CLI, fmt, freePort, HOST, integerOption, markdownTable, MB, median, ROOT, runBenchmark, Server, startDocket, track, waitUntilReady } from './common.js';
 import { RedditGenerator } from './reddit.js';
 
 // ---- configuration ----
@@ -105,11 +105,7 @@ function optionsFrom(argv: string[]): Options {
     process.stdout.write(USAGE);
     process.exit(0);
   }
-  const integer = (name: string, text: string, min: number): number => {
-    const value = Number(text);
-    if (!Number.isSafeInteger(value) || value < min) throw new Error(`--${name} must be an integer >= ${min}, got ${JSON.stringify(text)}`);
-    return value;
-  };
+  const integer = integerOption;
   const systems = values.systems.split(',').map((name) => name.trim()).filter((name) => name !== '');
   const unknown = systems.filter((name) => !(SYSTEMS as readonly string[]).includes(name));
   if (unknown.length > 0 || systems.length === 0) throw new Error(`--systems: unknown ${JSON.stringify(unknown)}; choose from ${SYSTEMS.join(', ')}`);
@@ -696,23 +692,5 @@ if (argv[0] === '--child') {
   if (argv[1] !== 'json-parse' || argv[2] === undefined) throw new Error(`unknown child ${argv.join(' ')}`);
   await jsonParseChild(argv[2]);
 } else {
-  let options: Options;
-  try {
-    options = optionsFrom(argv);
-  } catch (error) {
-    process.stderr.write(`${(error as Error).message}\n${USAGE}`);
-    process.exit(2);
-  }
-  const workDir = options.workDir;
-  process.on('exit', () => {
-    killLiveChildren();
-    rmSync(workDir, { recursive: true, force: true });
-  });
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => process.exit(130));
-  try {
-    process.exit((await parentMain(options)) ? 0 : 1);
-  } catch (error) {
-    process.stderr.write(`\nbench:peers FAILED: ${error instanceof Error ? error.message : String(error)}\n`);
-    process.exit(1);
-  }
+  await runBenchmark('bench:peers', USAGE, () => optionsFrom(argv), parentMain);
 }

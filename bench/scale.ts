@@ -24,13 +24,13 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { readdirSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, statSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Writable } from 'node:stream';
 import { isDeepStrictEqual, parseArgs } from 'node:util';
-import { CLI, fmt, HOST, killLiveChildren, markdownTable, MB, memoryKb, REDDIT_CLI, ROOT, type Server, startDocket, track } from './common.js';
+import { CLI, fmt, HOST, integerOption, markdownTable, MB, memoryKb, REDDIT_CLI, ROOT, runBenchmark, type Server, startDocket, track } from './common.js';
 
 // ---- configuration ----
 
@@ -77,11 +77,7 @@ function optionsFrom(argv: string[]): Options {
     process.stdout.write(USAGE);
     process.exit(0);
   }
-  const integer = (name: string, text: string, min: number): number => {
-    const value = Number(text);
-    if (!Number.isSafeInteger(value) || value < min) throw new Error(`--${name} must be an integer >= ${min}, got ${JSON.stringify(text)}`);
-    return value;
-  };
+  const integer = integerOption;
   const documents = integer('documents', values.documents, 1);
   const step = Math.min(documents, integer('step', values.step, 1));
   return { documents, step, seed: integer('seed', values.seed, 0), workDir: path.resolve(values['work-dir']), out: path.resolve(values.out) };
@@ -436,22 +432,4 @@ async function parentMain(options: Options): Promise<boolean> {
   return reopened.checked.every((c) => c.equal);
 }
 
-let options: Options;
-try {
-  options = optionsFrom(process.argv.slice(2));
-} catch (error) {
-  process.stderr.write(`${(error as Error).message}\n${USAGE}`);
-  process.exit(2);
-}
-const workDir = options.workDir;
-process.on('exit', () => {
-  killLiveChildren();
-  rmSync(workDir, { recursive: true, force: true });
-});
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => process.exit(130));
-try {
-  process.exit((await parentMain(options)) ? 0 : 1);
-} catch (error) {
-  process.stderr.write(`\nbench:scale FAILED: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
-}
+await runBenchmark('bench:scale', USAGE, () => optionsFrom(process.argv.slice(2)), parentMain);

@@ -21,6 +21,7 @@ import { limit } from './documents/validate.js';
 import { generateId } from './http/ids.js';
 import { parseJson } from './http/json.js';
 import * as limits from './limits.js';
+import { PartialLine } from './partial-line.js';
 import type { CheckedPut, DocumentStore } from './store.js';
 
 export interface BulkOptions {
@@ -92,12 +93,12 @@ export type Line = { readonly number: number; readonly bytes: Buffer } | { reado
  * rest of it is dropped as it arrives.
  */
 export class LineSplitter {
-  private partial: Buffer[] = [];
-  private partialBytes = 0;
-  private skipping = false;
+  private readonly partial: PartialLine;
   private number = 0;
 
-  constructor(private readonly lineBytesMax: number) {}
+  constructor(private readonly lineBytesMax: number) {
+    this.partial = new PartialLine(lineBytesMax + 1);
+  }
 
   /** The lines this chunk completes. */
   push(chunk: Buffer): Line[] {
@@ -106,36 +107,23 @@ export class LineSplitter {
     for (let end = chunk.indexOf(NEWLINE); end >= 0; start = end + 1, end = chunk.indexOf(NEWLINE, start)) {
       lines.push(this.complete(chunk.subarray(start, end)));
     }
-    this.hold(chunk.subarray(start));
+    this.partial.hold(chunk.subarray(start));
     return lines;
   }
 
   /** The last line, when the stream does not end with a newline. */
   end(): Line[] {
-    return this.partialBytes > 0 || this.skipping ? [this.complete(EMPTY)] : [];
+    return this.partial.empty ? [] : [this.complete(EMPTY)];
   }
 
   private complete(tail: Buffer): Line {
     const number = ++this.number;
-    const tooLong = this.skipping || this.partialBytes + tail.length > this.lineBytesMax + 1;
-    let bytes = tooLong ? EMPTY : this.partialBytes === 0 ? tail : Buffer.concat([...this.partial, tail]);
-    this.partial = [];
-    this.partialBytes = 0;
-    this.skipping = false;
+    const tooLong = this.partial.tooLong || this.partial.bytes + tail.length > this.lineBytesMax + 1;
+    const held = this.partial.bytes;
+    const parts = this.partial.take();
+    let bytes = tooLong ? EMPTY : held === 0 ? tail : Buffer.concat([...parts, tail]);
     if (bytes.length > 0 && bytes[bytes.length - 1] === CARRIAGE_RETURN) bytes = bytes.subarray(0, -1);
     return tooLong || bytes.length > this.lineBytesMax ? { number, tooLong: true } : { number, bytes };
-  }
-
-  private hold(rest: Buffer): void {
-    if (this.skipping || rest.length === 0) return;
-    if (this.partialBytes + rest.length > this.lineBytesMax + 1) {
-      this.partial = [];
-      this.partialBytes = 0;
-      this.skipping = true;
-      return;
-    }
-    this.partial.push(rest);
-    this.partialBytes += rest.length;
   }
 }
 

@@ -7,6 +7,8 @@
 // reported here as too long, its bytes dropped as they arrive, and a blank line sent in its
 // place so that the server's line numbers still match the input's.
 
+import { PartialLine } from '../partial-line.js';
+
 const NEWLINE = 0x0a;
 const BLANK_LINE = Buffer.from('\n');
 
@@ -50,14 +52,13 @@ export class Batcher {
   private firstLine: number;
   private line: number;
   private offset: number;
-  private partial: Buffer[] = [];
-  private partialBytes = 0;
-  private skipping = false;
+  private readonly partial: PartialLine;
 
   constructor(private readonly options: BatcherOptions) {
     this.line = options.lineBefore;
     this.firstLine = options.lineBefore + 1;
     this.offset = options.offsetBefore;
+    this.partial = new PartialLine(options.lineBytesMax);
   }
 
   /** The bodies this chunk fills. */
@@ -74,8 +75,8 @@ export class Batcher {
 
   /** At the end of the input: the last body, with the last line when it has no newline. */
   end(): Batch {
-    if (this.partialBytes > 0 || this.skipping) {
-      const terminate = !this.skipping; // A skipped line is sent as a blank line already.
+    if (!this.partial.empty) {
+      const terminate = !this.partial.tooLong; // A skipped line is sent as a blank line already.
       this.completeLine(Buffer.alloc(0));
       if (terminate) {
         this.parts.push(BLANK_LINE); // Not in the input, so not in the offset.
@@ -90,33 +91,24 @@ export class Batcher {
     this.line++;
     this.lines++;
     this.offset += tail.length;
-    const length = this.partialBytes + tail.length - (tail.at(-1) === NEWLINE ? 1 : 0);
-    if (this.skipping || length > this.options.lineBytesMax) {
+    const length = this.partial.bytes + tail.length - (tail.at(-1) === NEWLINE ? 1 : 0);
+    const tooLong = this.partial.tooLong || length > this.options.lineBytesMax;
+    const held = this.partial.take();
+    if (tooLong) {
       this.errors.push({ line: this.line, message: `line ${this.line} is longer than ${this.options.lineBytesMax} bytes (the loader's --line-bytes-max)` });
       this.parts.push(BLANK_LINE);
       this.bytes++;
     } else {
-      for (const part of this.partial) this.parts.push(part);
+      for (const part of held) this.parts.push(part);
       this.parts.push(tail);
-      this.bytes += this.partialBytes + tail.length;
+      this.bytes += length + (tail.at(-1) === NEWLINE ? 1 : 0);
     }
-    this.partial = [];
-    this.partialBytes = 0;
-    this.skipping = false;
   }
 
+  /** Holds the start of a line the chunk does not finish. */
   private hold(rest: Buffer): void {
-    if (rest.length === 0) return;
     this.offset += rest.length; // Counted now: a skipped line's bytes are never held.
-    if (this.skipping) return;
-    if (this.partialBytes + rest.length > this.options.lineBytesMax) {
-      this.partial = [];
-      this.partialBytes = 0;
-      this.skipping = true;
-      return;
-    }
-    this.partial.push(rest);
-    this.partialBytes += rest.length;
+    this.partial.hold(rest);
   }
 
   private take(last = false): Batch {
