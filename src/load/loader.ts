@@ -8,6 +8,7 @@
 //                                                                       ↓ in order
 //                                             counts, line errors, checkpoint (fsynced)
 
+import type { Readable } from 'node:stream';
 import { Client } from 'undici';
 import { Batcher, type Batch } from './batcher.js';
 import { writeCheckpoint, type Checkpoint, type LoadCounts, type LoadPosition } from './checkpoint.js';
@@ -31,7 +32,8 @@ export interface LoadOptions {
   /** Stops reading; what is in flight is still acknowledged and checkpointed. */
   readonly signal?: AbortSignal;
   readonly onLineError: (error: LineError) => void;
-  readonly stdin?: NodeJS.ReadableStream;
+  /** What `-` reads (process.stdin unless a test gives another stream). */
+  readonly stdin?: Readable;
 }
 
 export interface LineError {
@@ -127,7 +129,7 @@ export class Loader {
         batchBytes: this.options.batchBytes,
         lineBytesMax: this.options.lineBytesMax,
       });
-      const opened = await openInput(inputs[index]!, resume ? this.position.offset : 0, this.options.stdin as never);
+      const opened = await openInput(inputs[index]!, resume ? this.position.offset : 0, this.options.stdin);
       this.current = opened.fileBytesRead;
       try {
         for await (const chunk of opened.stream as AsyncIterable<Buffer>) {
