@@ -37,7 +37,7 @@ export function showProgress(sample: () => LoadProgress, options: ProgressOption
   }
   const bar = new SingleBar({
     stream: options.stream,
-    format: '{bar} {percent} | {documents} docs | {megabytes} MB | {rate} docs/s | {mbRate} MB/s | ETA {eta}',
+    format: '{bar} {percent} | {documents} docs | {megabytes} MB | {rate} docs/s | {mbRate} MB/s | ETA {remaining}',
     hideCursor: true,
     barsize: 24,
     fps: 1000 / BAR_REDRAW_MS,
@@ -48,7 +48,7 @@ export function showProgress(sample: () => LoadProgress, options: ProgressOption
     megabytes: now.megabytes.toFixed(1),
     rate: group(Math.round(now.documentsPerSecond)),
     mbRate: now.megabytesPerSecond.toFixed(2),
-    eta: now.etaSeconds === null ? '?' : duration(now.etaSeconds),
+    remaining: now.etaSeconds === null ? '?' : duration(now.etaSeconds), // Not "eta": cli-progress fills that token itself.
   });
   bar.start(1000, 0, payload(figures()));
   const timer = setInterval(() => {
