@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 
 // ---- configuration ----
 
@@ -179,6 +180,16 @@ export function markdownTable(header: readonly string[], rows: readonly (readonl
 }
 
 // ---- command lines ----
+
+/** Parses a benchmark's flags (all strings with defaults) strictly; --help prints `usage` and exits. */
+export function parseBenchArgs<T extends Record<string, { readonly type: 'string'; readonly default: string }>>(argv: string[], usage: string, options: T): { [K in keyof T]: string } {
+  const { values } = parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', default: false } }, strict: true }) as { values: Record<string, string | boolean> };
+  if (values['help'] === true) {
+    process.stdout.write(usage);
+    process.exit(0);
+  }
+  return values as unknown as { [K in keyof T]: string };
+}
 
 /** A whole-number flag value, at least `min`; throws the message a usage error prints. */
 export function integerOption(name: string, text: string, min: number): number {

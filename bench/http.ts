@@ -32,10 +32,10 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { isDeepStrictEqual, parseArgs } from 'node:util';
+import { isDeepStrictEqual } from 'node:util';
 import { Pool } from 'undici';
 import { mulberry32 } from '../storage/sim-file-system.js';
-import { fmt, HOST, integerOption, killLiveChildren, markdownTable, median, ROOT, Server, startDocket as startDocketServer } from './common.js';
+import { fmt, HOST, integerOption, killLiveChildren, markdownTable, median, parseBenchArgs, ROOT, Server, startDocket as startDocketServer } from './common.js';
 import { RedditGenerator } from './reddit.js';
 
 // ---- configuration ----
@@ -71,25 +71,16 @@ const USAGE = `Usage: node dist/bench/http.js [options]
 `;
 
 function optionsFrom(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      connections: { type: 'string', default: '32' },
-      duration: { type: 'string', default: '10' },
-      rounds: { type: 'string', default: '3' },
-      preload: { type: 'string', default: '50000' },
-      warmup: { type: 'string', default: '1' },
-      'sync-interval-ms': { type: 'string', default: '100' },
-      bodies: { type: 'string', default: '512' },
-      out: { type: 'string', default: path.join(ROOT, 'bench', '.work', 'http-results.json') },
-      help: { type: 'boolean', default: false },
-    },
-    strict: true,
+  const values = parseBenchArgs(argv, USAGE, {
+    connections: { type: 'string', default: '32' },
+    duration: { type: 'string', default: '10' },
+    rounds: { type: 'string', default: '3' },
+    preload: { type: 'string', default: '50000' },
+    warmup: { type: 'string', default: '1' },
+    'sync-interval-ms': { type: 'string', default: '100' },
+    bodies: { type: 'string', default: '512' },
+    out: { type: 'string', default: path.join(ROOT, 'bench', '.work', 'http-results.json') },
   });
-  if (values.help) {
-    process.stdout.write(USAGE);
-    process.exit(0);
-  }
   const integer = integerOption;
   return {
     connections: integer('connections', values.connections, 1),

@@ -39,10 +39,9 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import { Pool } from 'undici';
 import * as limits from '../src/limits.js';
-import { CLI, fmt, freePort, HOST, integerOption, markdownTable, MB, median, ROOT, runBenchmark, Server, startDocket, track, waitUntilReady } from './common.js';
+import { CLI, fmt, freePort, HOST, integerOption, markdownTable, MB, median, parseBenchArgs, ROOT, runBenchmark, Server, startDocket, track, waitUntilReady } from './common.js';
 import { RedditGenerator } from './reddit.js';
 
 // ---- configuration ----
@@ -84,27 +83,18 @@ const USAGE = `Usage: node dist/bench/peers.js [options]
 `;
 
 function optionsFrom(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      documents: { type: 'string', default: '200000' },
-      seed: { type: 'string', default: String(SEED_DEFAULT) },
-      rounds: { type: 'string', default: '3' },
-      systems: { type: 'string', default: SYSTEMS.join(',') },
-      batch: { type: 'string', default: String(BATCH_DEFAULT) },
-      'in-flight': { type: 'string', default: String(IN_FLIGHT_DEFAULT) },
-      'sync-interval-ms': { type: 'string', default: '100' },
-      'cache-dir': { type: 'string', default: path.join(os.tmpdir(), 'docket-peers') },
-      'work-dir': { type: 'string', default: path.join(os.tmpdir(), `docket-peers-run-${process.pid}`) },
-      out: { type: 'string', default: path.join(ROOT, 'bench', '.work', 'peers-results.json') },
-      help: { type: 'boolean', default: false },
-    },
-    strict: true,
+  const values = parseBenchArgs(argv, USAGE, {
+    documents: { type: 'string', default: '200000' },
+    seed: { type: 'string', default: String(SEED_DEFAULT) },
+    rounds: { type: 'string', default: '3' },
+    systems: { type: 'string', default: SYSTEMS.join(',') },
+    batch: { type: 'string', default: String(BATCH_DEFAULT) },
+    'in-flight': { type: 'string', default: String(IN_FLIGHT_DEFAULT) },
+    'sync-interval-ms': { type: 'string', default: '100' },
+    'cache-dir': { type: 'string', default: path.join(os.tmpdir(), 'docket-peers') },
+    'work-dir': { type: 'string', default: path.join(os.tmpdir(), `docket-peers-run-${process.pid}`) },
+    out: { type: 'string', default: path.join(ROOT, 'bench', '.work', 'peers-results.json') },
   });
-  if (values.help) {
-    process.stdout.write(USAGE);
-    process.exit(0);
-  }
   const integer = integerOption;
   const systems = values.systems.split(',').map((name) => name.trim()).filter((name) => name !== '');
   const unknown = systems.filter((name) => !(SYSTEMS as readonly string[]).includes(name));

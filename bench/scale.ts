@@ -29,8 +29,8 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Writable } from 'node:stream';
-import { isDeepStrictEqual, parseArgs } from 'node:util';
-import { CLI, fmt, HOST, integerOption, markdownTable, MB, memoryKb, REDDIT_CLI, ROOT, runBenchmark, type Server, startDocket, track } from './common.js';
+import { isDeepStrictEqual } from 'node:util';
+import { CLI, fmt, HOST, integerOption, markdownTable, MB, memoryKb, parseBenchArgs, REDDIT_CLI, ROOT, runBenchmark, type Server, startDocket, track } from './common.js';
 
 // ---- configuration ----
 
@@ -61,22 +61,13 @@ A quick check: --documents 200000 --step 50000
 `;
 
 function optionsFrom(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      documents: { type: 'string', default: '10000000' },
-      step: { type: 'string', default: '1000000' },
-      seed: { type: 'string', default: String(SEED_DEFAULT) },
-      'work-dir': { type: 'string', default: path.join(os.tmpdir(), `docket-scale-${process.pid}`) },
-      out: { type: 'string', default: path.join(ROOT, 'bench', '.work', 'scale-results.json') },
-      help: { type: 'boolean', default: false },
-    },
-    strict: true,
+  const values = parseBenchArgs(argv, USAGE, {
+    documents: { type: 'string', default: '10000000' },
+    step: { type: 'string', default: '1000000' },
+    seed: { type: 'string', default: String(SEED_DEFAULT) },
+    'work-dir': { type: 'string', default: path.join(os.tmpdir(), `docket-scale-${process.pid}`) },
+    out: { type: 'string', default: path.join(ROOT, 'bench', '.work', 'scale-results.json') },
   });
-  if (values.help) {
-    process.stdout.write(USAGE);
-    process.exit(0);
-  }
   const integer = integerOption;
   const documents = integer('documents', values.documents, 1);
   const step = Math.min(documents, integer('step', values.step, 1));
