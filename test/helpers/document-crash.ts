@@ -98,7 +98,7 @@ async function operationsIn(mode: Mode, seed: number): Promise<number> {
 }
 
 const SEEDS = Number(process.env['DOCKET_DOC_CRASH_SEEDS'] ?? 6);
-const POINTS_PER_SEED = Number(process.env['DOCKET_DOC_CRASH_POINTS'] ?? 150);
+const POINTS_PER_SEED = Number(process.env['DOCKET_DOC_CRASH_POINTS'] ?? 130);
 
 /**
  * Registers the sweep of one mode, or the replay of one failure of that mode. `half` runs only

@@ -9,7 +9,7 @@
 // has handed the bytes to the kernel, which keeps them. (A machine crash is what separates the
 // two modes; the simulated-crash sweeps in test/crash/ cover that.)
 //
-// DOCKET_SIGKILL_ROUNDS (default 40) sets the number of kills, DOCKET_SIGKILL_SEED the seed of
+// DOCKET_SIGKILL_ROUNDS (default 32) sets the number of kills, DOCKET_SIGKILL_SEED the seed of
 // the workload (kill timing is the scheduler's). `npm run test:kill-long` runs 500 rounds.
 
 import t from 'tap';
@@ -21,7 +21,7 @@ import { Pool } from 'undici';
 import { mulberry32 } from '../../storage/sim-file-system.js';
 import { startServer, type RunningServer } from '../helpers/server.js';
 
-const ROUNDS = Number(process.env.DOCKET_SIGKILL_ROUNDS ?? 40);
+const ROUNDS = Number(process.env.DOCKET_SIGKILL_ROUNDS ?? 32);
 const SEED = Number(process.env.DOCKET_SIGKILL_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const CLIENTS = 4;
 const IDS_PER_CLIENT = 25;
