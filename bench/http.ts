@@ -35,7 +35,7 @@ import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { Pool } from 'undici';
 import { mulberry32 } from '../storage/sim-file-system.js';
-import { fmt, HOST, integerOption, killLiveChildren, markdownTable, median, parseBenchArgs, ROOT, Server, startDocket as startDocketServer } from './common.js';
+import { environment, fmt, HOST, integerOption, killLiveChildren, markdownTable, median, parseBenchArgs, ROOT, Server, startDocket as startDocketServer } from './common.js';
 import { RedditGenerator } from './reddit.js';
 
 // ---- configuration ----
@@ -525,10 +525,7 @@ async function parentMain(options: Options): Promise<void> {
   report(summary, rounds, options);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const results = {
-    date: new Date().toISOString(),
-    node: process.version,
-    cpus: os.cpus().length,
-    loadAverage: { before: loadBefore, after: os.loadavg() },
+    ...environment(loadBefore),
     options,
     bodies: { putPool: options.bodies, putMeanBytes, preloadMeanBytes: meanBytes, ceilingGetBytes: getBody.length, fields: FIELDS },
     preload: loaded,

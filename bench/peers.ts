@@ -41,7 +41,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import * as limits from '../src/limits.js';
-import { CLI, fmt, freePort, HOST, integerOption, markdownTable, MB, median, parseBenchArgs, ROOT, runBenchmark, Server, startDocket, track, waitUntilReady } from './common.js';
+import type { LoadSummary } from '../src/load/command.js';
+import { CLI, environment, fmt, freePort, HOST, integerOption, markdownTable, MB, median, parseBenchArgs, ROOT, runBenchmark, Server, startDocket, track, waitUntilReady } from './common.js';
 import { RedditGenerator } from './reddit.js';
 
 // ---- configuration ----
@@ -255,23 +256,13 @@ async function runJsonParse(round: number, dataset: Dataset): Promise<Measuremen
 
 // ---- Docket ----
 
-interface LoadReport {
-  readonly lines: number;
-  readonly stored: number;
-  readonly failed: number;
-  readonly bytes: number;
-  readonly seconds: number;
-  readonly documentsPerSecond: number;
-  readonly megabytesPerSecond: number;
-}
-
 /** `docket load FILE --json` against a server, with its defaults; its last stdout line is its report. */
-async function runLoader(port: number, file: string, checkpoint: string): Promise<{ report: LoadReport; processSeconds: number }> {
+async function runLoader(port: number, file: string, checkpoint: string): Promise<{ report: LoadSummary; processSeconds: number }> {
   const args = [CLI, 'load', file, '--collection', COLLECTION, '--url', `http://${HOST}:${port}`, '--checkpoint', checkpoint, '--quiet', '--json'];
   const finished = await run(process.execPath, args);
   const last = finished.stdout.trim().split('\n').pop() ?? '';
   if (finished.code !== 0 || !last.startsWith('{')) throw new Error(`docket load failed (exit ${finished.code}): ${lastLines(finished)}`);
-  return { report: JSON.parse(last) as LoadReport, processSeconds: finished.seconds };
+  return { report: JSON.parse(last) as LoadSummary, processSeconds: finished.seconds };
 }
 
 async function runDocket(system: 'docket-immediate' | 'docket-periodic', round: number, dataset: Dataset, options: Options): Promise<Measurement> {
@@ -659,10 +650,7 @@ async function parentMain(options: Options): Promise<boolean> {
   report(summary, goals, rounds, prepared, options);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const results = {
-    date: new Date().toISOString(),
-    node: process.version,
-    cpus: os.cpus().length,
-    loadAverage: { before: loadBefore, after: os.loadavg() },
+    ...environment(loadBefore),
     options,
     dataset: { lines: prepared.dataset.lines, bytes: prepared.dataset.bytes, seed: options.seed },
     unavailable: Object.fromEntries(prepared.unavailable),

@@ -30,7 +30,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Writable } from 'node:stream';
 import { isDeepStrictEqual } from 'node:util';
-import { CLI, fmt, HOST, integerOption, markdownTable, MB, memoryKb, parseBenchArgs, REDDIT_CLI, ROOT, runBenchmark, type Server, startDocket, track } from './common.js';
+import type { LoadSummary } from '../src/load/command.js';
+import { CLI, environment, fmt, HOST, integerOption, markdownTable, MB, memoryKb, parseBenchArgs, REDDIT_CLI, ROOT, runBenchmark, type Server, startDocket, track } from './common.js';
 
 // ---- configuration ----
 
@@ -151,23 +152,13 @@ function dataDirUsage(dataDir: string): { binlog: DiskUsage; engine: DiskUsage; 
 
 // ---- one step: generator | relay | loader ----
 
-interface LoadReport {
-  readonly lines: number;
-  readonly stored: number;
-  readonly failed: number;
-  readonly bytes: number;
-  readonly seconds: number;
-  readonly documentsPerSecond: number;
-  readonly megabytesPerSecond: number;
-}
-
 interface Step {
   readonly step: number;
   readonly first: number;
   readonly documents: number;
   /** How long the generator took to reach `first` (generating and dropping), before the loader started. */
   readonly generatorSkipSeconds: number;
-  readonly loader: LoadReport;
+  readonly loader: LoadSummary;
   readonly documentsPerSecond: number;
   /** The loader's bytes ÷ 2^20 ÷ its seconds. */
   readonly megabytesPerSecond: number;
@@ -248,7 +239,7 @@ async function runStep(index: number, server: Server, sampler: MemorySampler, da
   const last = stdout.trim().split('\n').pop() ?? '';
   if (generatorExit !== 0) throw new Error(`step ${index + 1}: the generator exited with ${generatorExit}`);
   if (loaderExit !== 0 || !last.startsWith('{')) throw new Error(`step ${index + 1}: docket load exited with ${loaderExit}: ${loaderStderr()}`);
-  const loaded = JSON.parse(last) as LoadReport;
+  const loaded = JSON.parse(last) as LoadSummary;
   if (loaded.stored !== count || loaded.failed !== 0) throw new Error(`step ${index + 1}: the loader stored ${loaded.stored} and failed ${loaded.failed} of ${count} lines`);
   await rm(checkpoint, { force: true });
   return {
@@ -404,10 +395,7 @@ async function parentMain(options: Options): Promise<boolean> {
   report(steps, summary, stats, disk, reopened);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const results = {
-    date: new Date().toISOString(),
-    node: process.version,
-    cpus: os.cpus().length,
-    loadAverage: { before: loadBefore, after: os.loadavg() },
+    ...environment(loadBefore),
     options,
     seconds,
     summary,

@@ -205,7 +205,17 @@ async function startingPoint(args: Arguments, inputs: InputIdentity[]): Promise<
   return checkpoint.complete ? 'complete' : { position: checkpoint.position, counts: checkpoint.counts };
 }
 
-function jsonSummary(counts: LoadCounts, thisRun: LoadCounts, seconds: number, complete: boolean): Record<string, unknown> {
+/** What `docket load --json` prints: the counts of the whole load, and this run's. */
+export interface LoadSummary extends LoadCounts {
+  readonly complete: boolean;
+  readonly thisRun: LoadCounts;
+  readonly seconds: number;
+  readonly documentsPerSecond: number;
+  /** 10^6 bytes of input a second. */
+  readonly megabytesPerSecond: number;
+}
+
+function jsonSummary(counts: LoadCounts, thisRun: LoadCounts, seconds: number, complete: boolean): LoadSummary {
   return {
     ...counts,
     complete,
