@@ -91,17 +91,25 @@ export class Collection {
     if (this.fields.size >= limits.FIELDS_PER_COLLECTION_MAX) {
       throw new DocketError(DocketErrorCode.COLLECTION_LIMIT, `collection ${this.name} has ${limits.FIELDS_PER_COLLECTION_MAX} distinct fields, the most it can have`);
     }
-    const field = { name, fieldNumber: this.nextFieldNumber, familyNumber: this.familyFor(name) };
+    const fieldNumber = this.nextFieldNumber;
+    const field = { name, fieldNumber, familyNumber: this.familyFor(name, fieldNumber) };
     this.add(field);
     return field;
   }
 
-  private familyFor(name: string): number {
+  /**
+   * A new field's family: its column label's if the label has one; else a new family while
+   * there are fewer than fieldFamiliesMax; else the field families in turn, by field number,
+   * so a document's fields spread evenly over a few families (the overflow family only when
+   * fieldFamiliesMax is 0). Any mapping reads back right: it is logged with the field.
+   */
+  private familyFor(name: string, fieldNumber: number): number {
     const label = this.definition.columns?.[name];
     const known = label === undefined ? undefined : this.labelFamilies.get(label);
     if (known !== undefined) return known;
     const fieldFamilies = this.nextFamilyNumber - FIRST_FIELD_FAMILY_NUMBER;
-    return fieldFamilies < this.definition.fieldFamiliesMax ? this.nextFamilyNumber : OVERFLOW_FAMILY_NUMBER;
+    if (fieldFamilies < this.definition.fieldFamiliesMax) return this.nextFamilyNumber;
+    return fieldFamilies === 0 ? OVERFLOW_FAMILY_NUMBER : FIRST_FIELD_FAMILY_NUMBER + ((fieldNumber - 1) % fieldFamilies);
   }
 }
 
@@ -132,7 +140,8 @@ export function defineCollection(id: number, name: string, options: CollectionOp
 
 /** Whether a create of an existing collection asks for the same thing (then it is a no-op). */
 export function sameOptions(definition: CollectionDefinition, options: CollectionOptions): boolean {
-  const wanted = defineCollection(definition.id, definition.name, options);
+  // A create that leaves fieldFamiliesMax out takes the collection's, whatever the default was when it was made.
+  const wanted = defineCollection(definition.id, definition.name, { ...options, fieldFamiliesMax: options.fieldFamiliesMax ?? definition.fieldFamiliesMax });
   return JSON.stringify(wanted) === JSON.stringify(definition);
 }
 

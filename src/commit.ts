@@ -15,13 +15,13 @@
 
 import assert from 'node:assert/strict';
 import type { Engine, FlushFlag } from '../storage/index.js';
-import { ByteWriter } from '../storage/index.js';
+import { ByteWriter, WriteBatch } from '../storage/index.js';
 import type { Binlog } from './binlog/binlog.js';
 import type { Collection } from './catalog.js';
 import { DocketError, DocketErrorCode } from './errors.js';
-import { familyName, metaFamily } from './documents/keys.js';
-import { encodeTransaction, type FieldAssignment, type Operation, type Transaction, type WriteAction, type WriteOp } from './documents/record.js';
-import { translate } from './documents/translate.js';
+import { familyName } from './documents/keys.js';
+import { beginRecord, encodeCreate, encodeDrop, encodeWriteFields, WriteFields, type WriteAction } from './documents/record.js';
+import { translate, type Outline } from './documents/translate.js';
 import * as limits from './limits.js';
 import { Watermark } from './watermark.js';
 
@@ -31,8 +31,11 @@ export interface DocumentState {
   readonly deleted: boolean;
   /** Top-level fields in document order. */
   readonly fieldNames: readonly string[];
-  /** JSON text of fields whose latest value is not (or not known to be) in the engine yet. */
-  readonly values: ReadonlyMap<string, Buffer>;
+  /**
+   * Per field of fieldNames, its JSON text when known without reading the engine (always for
+   * a value whose latest write is not applied yet); undefined where the engine has it.
+   */
+  readonly values: readonly (Buffer | undefined)[];
 }
 
 export interface PlannedWrite {
@@ -42,10 +45,12 @@ export interface PlannedWrite {
   readonly id: string;
   readonly deleted: boolean;
   readonly fieldNames: readonly string[];
-  readonly puts: readonly (readonly [string, Buffer])[];
+  /** The new state's values, per field of fieldNames, where known at planning (for the overlay). */
+  readonly values: readonly (Buffer | undefined)[];
+  /** Fields written, by name, and their values (parallel). */
+  readonly putNames: readonly string[];
+  readonly putValues: readonly Buffer[];
   readonly deletes: readonly string[];
-  /** The new state's values known at planning (for the overlay). */
-  readonly values: ReadonlyMap<string, Buffer>;
 }
 
 export type PlannedOperation =
@@ -68,7 +73,8 @@ export interface CommitHooks {
 
 interface Pending {
   readonly tsn: number;
-  readonly transaction: Transaction;
+  /** The binlog record's payload (record.ts); translation reads it where it lies. */
+  readonly payload: Buffer;
   readonly logged: Promise<void>;
   readonly documentKeys: readonly string[];
   readonly resolve: (tsn: number) => void;
@@ -93,6 +99,7 @@ export class CommitPipeline {
   private failure: DocketError | undefined;
   private closing = false;
   private readonly encoder = new ByteWriter(64 * 1024);
+  private readonly writeFields = new WriteFields();
   /**
    * The last TSN such that it and every TSN before it were acknowledged to their writers
    * (logged by the sync policy and applied, so readable). The change feed shows no further.
@@ -179,8 +186,9 @@ export class CommitPipeline {
     this.checkWritable();
     checkPlan(planned);
     const tsn = this.lastTsn + 1;
-    const ops = planned.map((op) => this.finalize(op, tsn));
-    const payload = encodeTransaction({ ops }, this.encoder);
+    beginRecord(this.encoder, planned.length);
+    for (const op of planned) this.encode(op, tsn);
+    const payload = Buffer.from(this.encoder.view());
     assert(payload.length <= limits.TRANSACTION_SIZE_BYTES_MAX, 'planning bounds the record size');
     this.lastTsn = tsn;
     const logged = this.binlog.append(tsn, payload);
@@ -188,23 +196,25 @@ export class CommitPipeline {
     const documentKeys: string[] = [];
     for (const op of planned) if (op.kind === 'write') documentKeys.push(this.remember(op, tsn));
     return new Promise((resolve, reject) => {
-      this.queue.push({ tsn, transaction: { ops }, logged, documentKeys, resolve, reject, finished: false });
+      this.queue.push({ tsn, payload, logged, documentKeys, resolve, reject, finished: false });
       this.kick();
     });
   }
 
-  private finalize(op: PlannedOperation, tsn: number): Operation {
+  /** Appends an operation to the record being built, numbering new fields. REQUIRES: sequencing, in TSN order. */
+  private encode(op: PlannedOperation, tsn: number): void {
     if (op.kind === 'create') {
       const definition = op.definition(tsn);
       this.hooks.onCreate(tsn, op.name, definition);
-      return { kind: 'create', collectionId: tsn, name: op.name, definition };
-    }
-    if (op.kind === 'drop') {
+      encodeCreate(this.encoder, tsn, op.name, definition);
+    } else if (op.kind === 'drop') {
       const { collection } = op;
       this.hooks.onDrop(collection);
-      return { kind: 'drop', collectionId: collection.id, name: collection.name, familyNumbers: collection.familyNumbers(), fieldNames: [...collection.fields.keys()] };
+      encodeDrop(this.encoder, { kind: 'drop', collectionId: collection.id, name: collection.name, familyNumbers: collection.familyNumbers(), fieldNames: [...collection.fields.keys()] });
+    } else {
+      fillWriteFields(op, this.writeFields);
+      encodeWriteFields(this.encoder, op.action, op.collection.id, op.id, op.deleted, this.writeFields);
     }
-    return writeOp(op);
   }
 
   private remember(op: PlannedWrite, tsn: number): string {
@@ -238,9 +248,10 @@ export class CommitPipeline {
   }
 
   private async apply(pending: Pending): Promise<void> {
-    const { tsn, transaction } = pending;
-    const { batch } = translate(transaction, tsn);
-    for (const name of familiesToCreate(transaction)) await this.createFamily(name);
+    const { tsn, payload } = pending;
+    const batch = new WriteBatch();
+    const outline: Outline = translate(payload, tsn, batch);
+    for (const name of outline.families) await this.createFamily(name);
     const lsnFirst = this.engine.write(batch, this.flags ? { tag: tsn } : {});
     this.previous = { tsn, lsnFirst, count: batch.length };
     lsnFirst.then(
@@ -250,7 +261,7 @@ export class CommitPipeline {
         this.finish(pending, error);
       },
     );
-    const drops = transaction.ops.filter((op) => op.kind === 'drop');
+    const { drops } = outline;
     if (drops.length > 0) await this.dropFamilies(tsn, lsnFirst, drops.flatMap((op) => op.familyNumbers.map((n) => familyName(op.collectionId, n))));
   }
 
@@ -334,33 +345,25 @@ function checkPlan(planned: readonly PlannedOperation[]): void {
   }
 }
 
-/** The record of a planned write, numbering new fields. REQUIRES: sequencing, in TSN order. */
-function writeOp(op: PlannedWrite): WriteOp {
+/** Fills `fields` with a planned write's numbers, numbering new fields. REQUIRES: sequencing, in TSN order. */
+function fillWriteFields(op: PlannedWrite, fields: WriteFields): void {
   const { collection } = op;
-  const assignments: FieldAssignment[] = [];
-  const info = (name: string) => {
-    const known = collection.fields.get(name);
-    if (known) return known;
-    const assigned = collection.assign(name);
-    assignments.push(assigned);
-    return assigned;
-  };
-  const fieldNumbers = op.fieldNames.map((name) => info(name).fieldNumber);
-  const puts = op.puts.map(([name, value]) => ({ ...pick(info(name)), value }));
-  const deletes = op.deletes.map((name) => pick(info(name)));
-  return { kind: 'write', action: op.action, collectionId: collection.id, id: op.id, deleted: op.deleted, fieldNumbers, assignments, puts, deletes };
-}
-
-function pick(field: { fieldNumber: number; familyNumber: number }): { fieldNumber: number; familyNumber: number } {
-  return { fieldNumber: field.fieldNumber, familyNumber: field.familyNumber };
-}
-
-/** Families a transaction needs before its items go in: a new collection's meta family, new field families. */
-export function familiesToCreate(transaction: Transaction): string[] {
-  const names: string[] = [];
-  for (const op of transaction.ops) {
-    if (op.kind === 'create') names.push(metaFamily(op.collectionId));
-    if (op.kind === 'write') for (const a of op.assignments) names.push(familyName(op.collectionId, a.familyNumber));
+  fields.reset();
+  for (const name of op.fieldNames) {
+    let info = collection.fields.get(name);
+    if (!info) fields.assignments.push((info = collection.assign(name)));
+    fields.fieldNumbers.push(info.fieldNumber);
   }
-  return [...new Set(names)];
+  const { putNames, putValues } = op;
+  for (let i = 0; i < putNames.length; i++) {
+    const info = collection.fields.get(putNames[i]!)!; // A put's field is one of fieldNames.
+    fields.putFieldNumbers.push(info.fieldNumber);
+    fields.putFamilyNumbers.push(info.familyNumber);
+    fields.putValues.push(putValues[i]!);
+  }
+  for (const name of op.deletes) {
+    const info = collection.fields.get(name)!; // A deleted field was in the document.
+    fields.deleteFieldNumbers.push(info.fieldNumber);
+    fields.deleteFamilyNumbers.push(info.familyNumber);
+  }
 }

@@ -22,8 +22,12 @@ export const TRANSACTION_SIZE_BYTES_MAX = 32 * 1024 * 1024;
 export const COLLECTIONS_MAX = 100;
 /** Distinct top-level field names ever seen in one collection (each needs a catalog entry). */
 export const FIELDS_PER_COLLECTION_MAX = 10_000;
-/** Column families that hold fields, per collection: one per field until this, then shared. */
-export const FIELD_FAMILIES_PER_COLLECTION_DEFAULT = 32;
+/**
+ * Column families that hold fields, per collection: one per field until this many, then the
+ * fields take them in turn. Few families make a whole-document read a few seeks and a write
+ * touch few memtables (BENCHMARKS.md, "layout"); `columns` gives a field a family of its own.
+ */
+export const FIELD_FAMILIES_PER_COLLECTION_DEFAULT = 4;
 export const FIELD_FAMILIES_PER_COLLECTION_MAX = 32;
 /** A collection name: [A-Za-z0-9_-]{1,64}. */
 export const COLLECTION_NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;

@@ -10,14 +10,12 @@
 // flag beyond the binlog's end or a binlog purged past s means flags and log disagree, and the
 // store refuses to open rather than guess.
 
-import type { Engine, FlushFlag } from '../storage/index.js';
+import { WriteBatch, type Engine, type FlushFlag } from '../storage/index.js';
 import type { Binlog } from './binlog/binlog.js';
 import type { LogPosition } from './commit.js';
-import { familiesToCreate } from './commit.js';
 import { DocketError, DocketErrorCode } from './errors.js';
 import { CATALOG_FAMILY, familyName, metaFamily, parseFamilyName } from './documents/keys.js';
-import { decodeTransaction, type Transaction } from './documents/record.js';
-import { translate } from './documents/translate.js';
+import { translate, type Outline } from './documents/translate.js';
 
 export interface ReplayReport {
   /** First TSN replayed (0 when nothing was). */
@@ -66,18 +64,18 @@ export async function replay(engine: Engine, binlog: Binlog, families: Set<strin
   let familiesCreated = 0;
   let applied: Promise<number> = Promise.resolve(0);
   for await (const record of binlog.read(start.tsn)) {
-    const transaction = decodeTransaction(record.payload);
     for (const [name, flag] of flags) {
       if (flag.tag === record.tsn && flag.lsnFirst !== lsn) throw mismatch(`family ${name}'s flag puts TSN ${record.tsn} at LSN ${flag.lsnFirst}, replay at ${lsn}`);
     }
-    const { batch } = translate(transaction, record.tsn);
-    const created = await createFamilies(engine, transaction, families, { tag: record.tsn, lsnFirst: lsn, lsnLast: lsn - 1 }, applied);
+    const batch = new WriteBatch();
+    const outline = translate(record.payload, record.tsn, batch);
+    const created = await createFamilies(engine, outline, families, { tag: record.tsn, lsnFirst: lsn, lsnLast: lsn - 1 }, applied);
     familiesCreated += created;
     const tsn = record.tsn;
     applied = engine.applyAt(batch, lsn, { tag: tsn, include: (family, itemLsn) => lacks(flags.get(family), tsn, itemLsn) });
     // Awaited only now and then; a failure fails the engine, so the last one reports it too.
     applied.catch(() => undefined);
-    await dropFamilies(engine, transaction, families, applied);
+    await dropFamilies(engine, outline, families, applied);
     position = { tsn, lsnFirst: lsn, lsnLast: lsn + batch.length - 1 };
     lsn += batch.length;
     records++;
@@ -108,10 +106,10 @@ async function createCatalog(engine: Engine, binlog: Binlog, flags: Map<string, 
  * collection whose meta family is gone belongs to a collection dropped later: skipped (its
  * items are skipped by the engine too).
  */
-async function createFamilies(engine: Engine, transaction: Transaction, families: Set<string>, flag: FlushFlag, applied: Promise<number>): Promise<number> {
-  const creates = new Set(transaction.ops.filter((op) => op.kind === 'create').map((op) => metaFamily(op.collectionId)));
+async function createFamilies(engine: Engine, outline: Outline, families: Set<string>, flag: FlushFlag, applied: Promise<number>): Promise<number> {
+  const creates = new Set(outline.creates.map((id) => metaFamily(id)));
   let created = 0;
-  for (const name of familiesToCreate(transaction)) {
+  for (const name of outline.families) {
     if (families.has(name)) continue;
     const { collectionId } = parseFamilyName(name)!;
     if (!creates.has(name) && !families.has(metaFamily(collectionId))) continue;
@@ -123,9 +121,8 @@ async function createFamilies(engine: Engine, transaction: Transaction, families
   return created;
 }
 
-async function dropFamilies(engine: Engine, transaction: Transaction, families: Set<string>, applied: Promise<number>): Promise<void> {
-  for (const op of transaction.ops) {
-    if (op.kind !== 'drop') continue;
+async function dropFamilies(engine: Engine, outline: Outline, families: Set<string>, applied: Promise<number>): Promise<void> {
+  for (const op of outline.drops) {
     await applied;
     for (const number of op.familyNumbers) {
       const name = familyName(op.collectionId, number);

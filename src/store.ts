@@ -13,7 +13,7 @@ import { assemble } from './documents/assemble.js';
 import { decodeHeader } from './documents/header.js';
 import { CATALOG_FAMILY, familyName, fieldKey, metaFamily, metaKey } from './documents/keys.js';
 import { isPlainObject, mergePatch, setOwn } from './documents/merge-patch.js';
-import { checkCollectionName, checkId, documentFields, limit } from './documents/validate.js';
+import { checkCollectionName, checkId, documentFields, limit, type FieldList } from './documents/validate.js';
 import { EpochKeeper, type EpochStats } from './epochs.js';
 import * as limits from './limits.js';
 import { ORIGIN, replay, type ReplayReport } from './recovery.js';
@@ -317,7 +317,7 @@ export class DocumentStore {
     this.checkOpen();
     const checked = this.check({ op: 'put', collection, id, document });
     this.validate(checked.collection, document);
-    return new CheckedPut({ ...checked, validated: true }, writeBytesBound(id, checked.fields!, checked.fields!.length));
+    return new CheckedPut({ ...checked, validated: true }, writeBytesBound(id, checked.fields!.names, checked.fields!.values, checked.fields!.names.length));
   }
 
   /** Checks what needs no state: names, ids, the document's shape and limits. */
@@ -365,13 +365,21 @@ export class DocumentStore {
       return { ...base, action: 'put', deleted: false, ...replacement(live ? state.fieldNames : [], fields!) };
     }
     if (!live) throw new DocketError(DocketErrorCode.DOCUMENT_NOT_FOUND, `no document ${JSON.stringify(id)} in ${collection.name}`);
-    if (operation.op === 'delete') return { ...base, action: 'delete', deleted: true, fieldNames: [], puts: [], deletes: state.fieldNames, values: new Map() };
+    if (operation.op === 'delete') return { ...base, action: 'delete', deleted: true, fieldNames: [], values: [], putNames: [], putValues: [], deletes: state.fieldNames };
     const current = await this.withValues(collection, id, state);
     const document = mergePatch(parseFields(current), operation.patch);
     this.validate(collection, document);
-    const { fieldNames, deletes, values } = replacement(current.fieldNames, documentFields(document));
-    const puts = [...values].filter(([name, value]) => !current.values.get(name)?.equals(value));
-    return { ...base, action: 'patch', deleted: false, fieldNames, puts, deletes, values };
+    const next = replacement(current.fieldNames, documentFields(document));
+    // Only the fields whose text changed are written.
+    const before = new Map(current.fieldNames.map((name, i) => [name, current.values[i]!]));
+    const putNames: string[] = [];
+    const putValues: Buffer[] = [];
+    next.fieldNames.forEach((name, i) => {
+      if (before.get(name)?.equals(next.values[i]!)) return;
+      putNames.push(name);
+      putValues.push(next.values[i]!);
+    });
+    return { ...base, action: 'patch', deleted: false, ...next, putNames, putValues };
   }
 
   private validate(collection: Collection, document: unknown): void {
@@ -387,16 +395,16 @@ export class DocumentStore {
     const bytes = await this.engine.get(metaFamily(collection.id), metaKey(id));
     if (!bytes) return undefined;
     const header = decodeHeader(bytes);
-    return { revision: header.revision, deleted: header.deleted, fieldNames: header.fieldNumbers.map((n) => fieldNameOf(collection, n)), values: new Map() };
+    return { revision: header.revision, deleted: header.deleted, fieldNames: header.fieldNumbers.map((n) => fieldNameOf(collection, n)), values: [] };
   }
 
   /** The state with every field's value (those not in flight come from the engine). */
   private async withValues(collection: Collection, id: string, state: DocumentState): Promise<DocumentState> {
-    const missing = state.fieldNames.filter((name) => !state.values.has(name));
+    const missing = state.fieldNames.filter((_, i) => state.values[i] === undefined);
     if (missing.length === 0) return state;
     const read = await this.engine.getMany(missing.map((name) => fieldLocation(collection, id, name)));
-    const values = new Map(state.values);
-    missing.forEach((name, i) => values.set(name, required(read[i], collection, id, name)));
+    let next = 0;
+    const values = state.fieldNames.map((name, i) => state.values[i] ?? required(read[next++], collection, id, name));
     return { ...state, values };
   }
 
@@ -541,7 +549,7 @@ interface Checked {
   readonly collection: Collection;
   readonly operation: BatchOperation;
   /** A put's fields as JSON text. */
-  readonly fields: [string, Buffer][] | undefined;
+  readonly fields: FieldList | undefined;
   /** A put already held to the collection's schema (by checkPut). */
   readonly validated?: boolean;
 }
@@ -577,14 +585,20 @@ function droppedWhileReading(collection: Collection, error: unknown): unknown {
 }
 
 /** What replacing a document whose fields were `old` with `fields` writes. */
-function replacement(old: readonly string[], fields: readonly [string, Buffer][]): Pick<PlannedWrite, 'fieldNames' | 'puts' | 'deletes' | 'values'> {
-  const values = new Map(fields);
-  return { fieldNames: fields.map(([name]) => name), puts: fields, deletes: old.filter((name) => !values.has(name)), values };
+function replacement(old: readonly string[], fields: FieldList): Pick<PlannedWrite, 'fieldNames' | 'values' | 'putNames' | 'putValues' | 'deletes'> {
+  const { names, values } = fields;
+  return { fieldNames: names, values, putNames: names, putValues: values, deletes: old.length === 0 ? [] : removed(old, names) };
+}
+
+/** The names of `old` that `names` lacks. */
+function removed(old: readonly string[], names: readonly string[]): string[] {
+  const kept = new Set(names);
+  return old.filter((name) => !kept.has(name));
 }
 
 function parseFields(state: DocumentState): Record<string, unknown> {
   const document: Record<string, unknown> = {};
-  for (const name of state.fieldNames) setOwn(document, name, JSON.parse(state.values.get(name)!.toString('utf8')));
+  state.fieldNames.forEach((name, i) => setOwn(document, name, JSON.parse(state.values[i]!.toString('utf8'))));
   return document;
 }
 
@@ -607,14 +621,14 @@ function required(value: Buffer | undefined, collection: Collection, id: string,
 /** An upper bound on the encoded record of a planned transaction. */
 function recordBytesBound(planned: readonly PlannedOperation[]): number {
   let bytes = 16;
-  for (const op of planned) if (op.kind === 'write') bytes += writeBytesBound(op.id, op.puts, op.fieldNames.length + op.deletes.length);
+  for (const op of planned) if (op.kind === 'write') bytes += writeBytesBound(op.id, op.putNames, op.putValues, op.fieldNames.length + op.deletes.length);
   return bytes;
 }
 
 /** An upper bound on one write's part of a transaction record. */
-function writeBytesBound(id: string, puts: readonly (readonly [string, Buffer])[], fieldCount: number): number {
+function writeBytesBound(id: string, putNames: readonly string[], putValues: readonly Buffer[], fieldCount: number): number {
   let bytes = 3 * id.length + 64 + fieldCount * 24;
-  for (const [name, value] of puts) bytes += value.length + 3 * name.length + 48;
+  for (let i = 0; i < putNames.length; i++) bytes += putValues[i]!.length + 3 * putNames[i]!.length + 48;
   return bytes;
 }
 

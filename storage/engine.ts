@@ -65,15 +65,10 @@ export interface ApplyOptions extends WriteOptions {
   readonly include?: (family: string, lsn: number) => boolean;
 }
 
-interface ResolvedItem {
-  readonly family: ColumnFamily;
-  readonly kind: EntryKind;
-  readonly key: Buffer;
-  readonly value: Buffer;
-}
-
 interface PendingWrite {
-  readonly items: ResolvedItem[];
+  readonly batch: WriteBatch;
+  /** Per item of the batch, its family (resolved once per distinct name). */
+  readonly families: ColumnFamily[];
   readonly sizeBytes: number;
   readonly tag: number | undefined;
   readonly include: ApplyOptions['include'];
@@ -346,16 +341,30 @@ export class EngineCore {
       this.checkWritable();
       if (options.tag !== undefined && (!Number.isSafeInteger(options.tag) || options.tag < 0)) throw invalidArgument(`bad tag ${options.tag}`);
       if (batch.length === 0) throw invalidArgument('an empty batch');
-      // Recovery replays batches written before a family was dropped: their items there are skipped.
-      const resolve = (name: string): ColumnFamily => (fixedLsn !== undefined ? this.families.get(name) ?? GONE : this.family(name));
-      const items = batch.items.map((item) => ({ family: resolve(item.family), kind: item.kind, key: item.key, value: item.value }));
+      const families = this.resolveFamilies(batch, fixedLsn !== undefined);
       return new Promise((resolve, reject) => {
-        this.queue.push({ items, sizeBytes: batch.sizeBytes, tag: options.tag, include: options.include, lsnFirst: fixedLsn ?? 0, fixedLsn: fixedLsn !== undefined, resolve, reject });
+        this.queue.push({ batch, families, sizeBytes: batch.sizeBytes, tag: options.tag, include: options.include, lsnFirst: fixedLsn ?? 0, fixedLsn: fixedLsn !== undefined, resolve, reject });
         this.kick();
       });
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /** Each item's family. Recovery replays batches written before a family was dropped: those items go to GONE and are skipped. */
+  private resolveFamilies(batch: WriteBatch, replaying: boolean): ColumnFamily[] {
+    const families: ColumnFamily[] = [];
+    let name: string | undefined;
+    let family = GONE;
+    for (let i = 0; i < batch.length; i++) {
+      const wanted = batch.families[i]!;
+      if (wanted !== name) {
+        name = wanted;
+        family = replaying ? this.families.get(name) ?? GONE : this.family(name);
+      }
+      families.push(family);
+    }
+    return families;
   }
 
   private kick(): void {
@@ -396,7 +405,7 @@ export class EngineCore {
   private assignLsns(group: PendingWrite[]): void {
     for (const write of group) {
       if (!write.fixedLsn) write.lsnFirst = this.lastLsn + 1;
-      this.lastLsn = Math.max(this.lastLsn, write.lsnFirst + write.items.length - 1);
+      this.lastLsn = Math.max(this.lastLsn, write.lsnFirst + write.batch.length - 1);
     }
   }
 
@@ -404,7 +413,7 @@ export class EngineCore {
     const batches: LoggedBatch[] = group.map((write) => ({
       lsnFirst: write.lsnFirst,
       tag: write.tag,
-      items: write.items.map((item) => ({ familyId: item.family.id, kind: item.kind, key: item.key, value: item.value })),
+      items: write.families.map((family, i) => ({ familyId: family.id, kind: write.batch.kinds[i] as EntryKind, key: write.batch.key(i), value: write.batch.value(i) })),
     }));
     const wal = this.wal!;
     try {
@@ -417,19 +426,25 @@ export class EngineCore {
   }
 
   private applyWrite(write: PendingWrite): void {
-    const { items, lsnFirst, tag, include } = write;
-    for (let index = 0; index < items.length; index++) {
-      const item = items[index]!;
+    const { batch, families, lsnFirst, tag, include } = write;
+    const { keyArena, valueSources, kinds, keyStarts, keyLengths, valueStarts, valueLengths } = batch;
+    for (let index = 0; index < batch.length; index++) {
+      const family = families[index]!;
       const lsn = lsnFirst + index;
-      if (item.family.dropped || (include && !include(item.family.name, lsn))) continue;
-      this.applyItem(item.family, item.kind, item.key, item.value, lsn, tag, lsnFirst);
-      this.counters.bytesUser += item.key.length + item.value.length;
+      if (family.dropped || (include && !include(family.name, lsn))) continue;
+      family.mem.addBytes(keyArena, keyStarts[index]!, keyLengths[index]!, valueSources[index]!, valueStarts[index]!, valueLengths[index]!, lsn, kinds[index] as EntryKind);
+      this.noteApplied(family, lsn, tag, lsnFirst);
+      this.counters.bytesUser += keyLengths[index]! + valueLengths[index]!;
     }
-    if (tag !== undefined) this.noteTagged({ tag, lsnFirst, lsnLast: lsnFirst + items.length - 1 });
+    if (tag !== undefined) this.noteTagged({ tag, lsnFirst, lsnLast: lsnFirst + batch.length - 1 });
   }
 
   private applyItem(family: ColumnFamily, kind: EntryKind, key: Buffer, value: Buffer, lsn: number, tag: number | undefined, lsnFirst: number): void {
     family.mem.add({ key, lsn, kind, value });
+    this.noteApplied(family, lsn, tag, lsnFirst);
+  }
+
+  private noteApplied(family: ColumnFamily, lsn: number, tag: number | undefined, lsnFirst: number): void {
     if (tag !== undefined) family.mem.noteTagged(tag, lsnFirst, lsn);
     // A batch larger than a memtable spans two: visibility is by LSN, so this is safe.
     if (family.mem.sizeBytes >= this.settings.memtableSizeBytes) this.switchMemtable(family);

@@ -13,8 +13,8 @@ export interface Header {
   readonly fieldNumbers: readonly number[];
 }
 
-const HEADER_VERSION = 1;
-const FLAG_DELETED = 1;
+export const HEADER_VERSION = 1;
+export const FLAG_DELETED = 1;
 
 export function encodeHeader(header: Header): Buffer {
   const writer = new ByteWriter(16 + header.fieldNumbers.length * 2);

@@ -74,9 +74,59 @@ export interface Transaction {
   readonly ops: readonly Operation[];
 }
 
-const KIND_CREATE = 1;
-const KIND_DROP = 2;
-const KIND_WRITE = 3;
+export const KIND_CREATE = 1;
+export const KIND_DROP = 2;
+export const KIND_WRITE = 3;
+
+/**
+ * A write op's fields as numbers, for encodeWriteFields: parallel columns the commit pipeline
+ * fills and reuses, so encoding makes no object per field.
+ */
+export class WriteFields {
+  /** The header's field numbers, in document order. */
+  fieldNumbers: number[] = [];
+  assignments: FieldAssignment[] = [];
+  /** Per put: its field and family numbers and its value (JSON text). */
+  putFieldNumbers: number[] = [];
+  putFamilyNumbers: number[] = [];
+  putValues: Buffer[] = [];
+  deleteFieldNumbers: number[] = [];
+  deleteFamilyNumbers: number[] = [];
+
+  reset(): void {
+    this.fieldNumbers.length = 0;
+    this.assignments.length = 0;
+    this.putFieldNumbers.length = 0;
+    this.putFamilyNumbers.length = 0;
+    this.putValues.length = 0;
+    this.deleteFieldNumbers.length = 0;
+    this.deleteFamilyNumbers.length = 0;
+  }
+}
+
+/** Starts a record of `count` operations. */
+export function beginRecord(writer: ByteWriter, count: number): void {
+  writer.reset();
+  writer.byte(RECORD_VERSION).varint(count);
+}
+
+export function encodeCreate(writer: ByteWriter, collectionId: number, name: string, definition: string): void {
+  writer.byte(KIND_CREATE).varint(collectionId).string(name).string(definition);
+}
+
+/** Appends a write op (the grammar above) from its columns. */
+export function encodeWriteFields(writer: ByteWriter, action: WriteAction, collectionId: number, id: string, deleted: boolean, fields: WriteFields): void {
+  writer.byte(KIND_WRITE).byte(ACTIONS.indexOf(action) + 1).varint(collectionId).string(id).byte(deleted ? 1 : 0);
+  const { fieldNumbers, assignments, putFieldNumbers, putFamilyNumbers, putValues, deleteFieldNumbers, deleteFamilyNumbers } = fields;
+  writer.varint(fieldNumbers.length);
+  for (let i = 0; i < fieldNumbers.length; i++) writer.varint(fieldNumbers[i]!);
+  writer.varint(assignments.length);
+  for (const a of assignments) writer.string(a.name).varint(a.fieldNumber).varint(a.familyNumber);
+  writer.varint(putValues.length);
+  for (let i = 0; i < putValues.length; i++) writer.varint(putFieldNumbers[i]!).varint(putFamilyNumbers[i]!).slice(putValues[i]!);
+  writer.varint(deleteFieldNumbers.length);
+  for (let i = 0; i < deleteFieldNumbers.length; i++) writer.varint(deleteFieldNumbers[i]!).varint(deleteFamilyNumbers[i]!);
+}
 
 export function encodeTransaction(transaction: Transaction, writer = new ByteWriter(1024)): Buffer {
   writer.reset();
@@ -89,7 +139,7 @@ export function encodeTransaction(transaction: Transaction, writer = new ByteWri
   return Buffer.from(writer.view());
 }
 
-function encodeDrop(writer: ByteWriter, op: DropCollectionOp): void {
+export function encodeDrop(writer: ByteWriter, op: DropCollectionOp): void {
   writer.byte(KIND_DROP).varint(op.collectionId).string(op.name).varint(op.familyNumbers.length);
   for (const number of op.familyNumbers) writer.varint(number);
   writer.varint(op.fieldNames.length);

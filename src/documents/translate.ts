@@ -1,41 +1,153 @@
-// Translation: a transaction record and its TSN in, KV items out, always the same items in the
-// same order. Recovery depends on this: it rebuilds every item's LSN as the record's first LSN
-// plus the item's index, so the items' count and order must never depend on anything else.
+// Translation: a transaction record's bytes and its TSN in, KV items out, always the same items
+// in the same order. Recovery depends on this: it rebuilds every item's LSN as the record's
+// first LSN plus the item's index, so the items' count and order must never depend on anything
+// else.
 //
 // Per write operation, in order: one catalog item per new field, the header in the meta
-// family, one item per field written, one delete per field removed.
+// family, one item per field written, one delete per field removed. Per create: the catalog
+// item of the collection; per drop: deletes of the collection's catalog items.
+//
+// It reads the record where it lies (record.ts has the grammar): keys are built in the batch's
+// key arena from the record's own bytes (the id's UTF-8 and the field number's varint), and
+// each value is a range of the record, so no object is made per field.
 
-import { ByteWriter, WriteBatch } from '../../storage/index.js';
-import { encodeHeader } from './header.js';
-import { CATALOG_FAMILY, collectionKey, familyName, fieldAssignmentKey, fieldKey, metaFamily, metaKey } from './keys.js';
-import type { DropCollectionOp, Transaction, WriteOp } from './record.js';
+import { ByteReader, StorageError, StorageErrorCode, type WriteBatch } from '../../storage/index.js';
+import { CATALOG_FAMILY, collectionKey, familyName, fieldAssignmentKey, metaFamily } from './keys.js';
+import { HEADER_VERSION, FLAG_DELETED } from './header.js';
+import { KIND_CREATE, KIND_DROP, KIND_WRITE, RECORD_VERSION } from './record.js';
 
-export interface Translation {
-  readonly batch: WriteBatch;
+/** What a transaction needs of the engine besides its items. */
+export interface Outline {
+  /** Families its items need that may not exist yet, in first-use order: a new collection's meta family, new fields' families. */
+  readonly families: string[];
+  /** Collections it creates, by id. */
+  readonly creates: number[];
+  /** Collections it drops, with their families. */
+  readonly drops: { readonly collectionId: number; readonly familyNumbers: readonly number[] }[];
 }
 
-// REQUIRES: pure. Reads nothing but its arguments.
-export function translate(transaction: Transaction, tsn: number): Translation {
-  const batch = new WriteBatch();
-  for (const op of transaction.ops) {
-    if (op.kind === 'create') batch.put(CATALOG_FAMILY, collectionKey(op.name), Buffer.from(op.definition, 'utf8'));
-    else if (op.kind === 'drop') translateDrop(batch, op);
-    else translateWrite(batch, op, tsn);
+const NO_DROPS: Outline['drops'] = [];
+
+// REQUIRES: pure. Reads nothing but its arguments; appends to `batch`.
+export function translate(payload: Buffer, tsn: number, batch: WriteBatch): Outline {
+  const reader = new ByteReader(payload, 0, payload.length, 'binlog transaction');
+  const version = reader.byte();
+  if (version !== RECORD_VERSION) throw new StorageError(StorageErrorCode.UNSUPPORTED_VERSION, `binlog transaction version ${version}; this build reads ${RECORD_VERSION}`);
+  const outline: Outline = { families: [], creates: [], drops: NO_DROPS };
+  const count = reader.varint();
+  for (let i = 0; i < count; i++) {
+    const kind = reader.byte();
+    if (kind === KIND_WRITE) translateWrite(reader, tsn, batch, outline);
+    else if (kind === KIND_CREATE) translateCreate(reader, batch, outline);
+    else if (kind === KIND_DROP) translateDrop(reader, batch, outline);
+    else throw corrupt(`unknown operation kind ${kind}`);
   }
-  return { batch };
+  if (reader.remaining !== 0) throw corrupt(`${reader.remaining} bytes after the last operation`);
+  return outline;
 }
 
-function translateDrop(batch: WriteBatch, op: DropCollectionOp): void {
-  batch.delete(CATALOG_FAMILY, collectionKey(op.name));
-  for (const name of op.fieldNames) batch.delete(CATALOG_FAMILY, fieldAssignmentKey(op.collectionId, name));
+function translateCreate(reader: ByteReader, batch: WriteBatch, outline: Outline): void {
+  const collectionId = reader.varint();
+  const name = reader.string();
+  const definition = reader.slice();
+  batch.put(CATALOG_FAMILY, collectionKey(name), definition);
+  outline.creates.push(collectionId);
+  addFamily(outline, metaFamily(collectionId));
 }
 
-function translateWrite(batch: WriteBatch, op: WriteOp, tsn: number): void {
-  const { collectionId, id } = op;
-  for (const a of op.assignments) {
-    batch.put(CATALOG_FAMILY, fieldAssignmentKey(collectionId, a.name), Buffer.from(new ByteWriter(16).varint(a.fieldNumber).varint(a.familyNumber).view()));
+function translateDrop(reader: ByteReader, batch: WriteBatch, outline: Outline): void {
+  const collectionId = reader.varint();
+  batch.delete(CATALOG_FAMILY, collectionKey(reader.string()));
+  const familyNumbers: number[] = [];
+  for (let n = counted(reader); n > 0; n--) familyNumbers.push(reader.varint());
+  for (let n = counted(reader); n > 0; n--) batch.delete(CATALOG_FAMILY, fieldAssignmentKey(collectionId, reader.string()));
+  if (outline.drops === NO_DROPS) (outline as { drops: Outline['drops'] }).drops = [];
+  outline.drops.push({ collectionId, familyNumbers });
+}
+
+function translateWrite(reader: ByteReader, tsn: number, batch: WriteBatch, outline: Outline): void {
+  const { data } = reader;
+  reader.byte(); // The action: translation writes the same items for each.
+  const collectionId = reader.varint();
+  const idLength = reader.varint();
+  const idStart = reader.offset;
+  reader.offset += idLength;
+  const deleted = reader.byte() === 1;
+  const fieldCount = reader.varint();
+  const fieldsStart = reader.offset;
+  for (let n = fieldCount; n > 0; n--) reader.varint();
+  const fieldsEnd = reader.offset;
+  checkBounds(reader);
+  for (let n = counted(reader); n > 0; n--) translateAssignment(reader, batch, collectionId, outline);
+  const header = encodeHeaderFrom(tsn, deleted, fieldCount, data, fieldsStart, fieldsEnd);
+  batch.beginKey().keyBytes(data, idStart, idStart + idLength).putValue(metaFamily(collectionId), header, 0, header.length);
+  for (let n = counted(reader); n > 0; n--) {
+    const family = fieldKeyAt(reader, batch, collectionId, data, idStart, idLength);
+    const valueLength = reader.varint();
+    const valueStart = reader.offset;
+    reader.offset += valueLength;
+    checkBounds(reader);
+    batch.putValue(family, data, valueStart, valueStart + valueLength);
   }
-  batch.put(metaFamily(collectionId), metaKey(id), encodeHeader({ revision: tsn, deleted: op.deleted, fieldNumbers: op.fieldNumbers }));
-  for (const put of op.puts) batch.put(familyName(collectionId, put.familyNumber), fieldKey(id, put.fieldNumber), put.value);
-  for (const d of op.deletes) batch.delete(familyName(collectionId, d.familyNumber), fieldKey(id, d.fieldNumber));
+  for (let n = counted(reader); n > 0; n--) batch.deleteKey(fieldKeyAt(reader, batch, collectionId, data, idStart, idLength));
+}
+
+/** Begins the key `id 0x00 fieldNumber` of the field whose numbers the reader is at; returns its family. */
+function fieldKeyAt(reader: ByteReader, batch: WriteBatch, collectionId: number, data: Buffer, idStart: number, idLength: number): string {
+  const numberStart = reader.offset;
+  reader.varint();
+  const numberEnd = reader.offset;
+  const family = familyName(collectionId, reader.varint());
+  batch.beginKey().keyBytes(data, idStart, idStart + idLength).keyByte(0).keyBytes(data, numberStart, numberEnd);
+  return family;
+}
+
+/** A field's catalog item: its key names it, its value is the record's own two varints. */
+function translateAssignment(reader: ByteReader, batch: WriteBatch, collectionId: number, outline: Outline): void {
+  const name = reader.string();
+  const start = reader.offset;
+  reader.varint();
+  const familyNumber = reader.varint();
+  batch.put(CATALOG_FAMILY, fieldAssignmentKey(collectionId, name), reader.data.subarray(start, reader.offset));
+  addFamily(outline, familyName(collectionId, familyNumber));
+}
+
+/** header.ts's encoding, with the field numbers' varints copied from the record as they are. */
+function encodeHeaderFrom(revision: number, deleted: boolean, count: number, data: Buffer, start: number, end: number): Buffer {
+  const header = Buffer.allocUnsafe(2 + 16 + (end - start));
+  header[0] = HEADER_VERSION;
+  header[1] = deleted ? FLAG_DELETED : 0;
+  let at = writeVarint(header, 2, revision);
+  at = writeVarint(header, at, count);
+  data.copy(header, at, start, end);
+  return header.subarray(0, at + end - start);
+}
+
+function writeVarint(target: Buffer, at: number, value: number): number {
+  let rest = value;
+  while (rest >= 0x80) {
+    target[at++] = (rest % 0x80) | 0x80;
+    rest = Math.floor(rest / 0x80);
+  }
+  target[at++] = rest;
+  return at;
+}
+
+function addFamily(outline: Outline, name: string): void {
+  if (!outline.families.includes(name)) outline.families.push(name);
+}
+
+/** A count, which can never exceed the bytes left (each counted thing takes at least one). */
+function counted(reader: ByteReader): number {
+  const count = reader.varint();
+  if (count > reader.remaining) throw corrupt(`count ${count} exceeds the bytes left`);
+  return count;
+}
+
+function checkBounds(reader: ByteReader): void {
+  if (reader.remaining < 0) throw corrupt('truncated');
+}
+
+function corrupt(message: string): StorageError {
+  return new StorageError(StorageErrorCode.CORRUPTION, `binlog transaction: ${message}`);
 }

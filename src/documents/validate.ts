@@ -30,15 +30,22 @@ export function checkCollectionName(name: unknown): asserts name is string {
   }
 }
 
+/** A document's top-level fields in its order: names and their values' JSON text, parallel. */
+export interface FieldList {
+  readonly names: string[];
+  readonly values: Buffer[];
+}
+
 /**
- * The document's top-level fields as [name, JSON text] in the document's order, after checking
- * that it is an object of JSON values within the limits. Each value is serialised exactly once.
+ * The document's top-level fields as names and JSON text in the document's order, after
+ * checking that it is an object of JSON values within the limits. Each value is serialised
+ * exactly once.
  */
-export function documentFields(document: unknown): [string, Buffer][] {
+export function documentFields(document: unknown): FieldList {
   if (!isPlainObject(document)) throw new DocketError(DocketErrorCode.DOCUMENT_INVALID, 'a document must be a JSON object');
   const names = Object.keys(document);
   if (names.length > limits.FIELDS_PER_DOCUMENT_MAX) throw limit(`a document has at most ${limits.FIELDS_PER_DOCUMENT_MAX} top-level fields, got ${names.length}`);
-  const fields: [string, Buffer][] = [];
+  const values: Buffer[] = [];
   // Exactly the bytes assemble() will write: the braces, and per field its quoted name, a
   // colon, its value and a comma, less the comma the last field goes without.
   let sizeBytes = 1;
@@ -49,9 +56,9 @@ export function documentFields(document: unknown): [string, Buffer][] {
     const text = Buffer.from(JSON.stringify(value), 'utf8');
     sizeBytes += Buffer.byteLength(JSON.stringify(name), 'utf8') + text.length + 2;
     if (sizeBytes > limits.DOCUMENT_SIZE_BYTES_MAX) throw limit(`a document is at most ${limits.DOCUMENT_SIZE_BYTES_MAX} bytes of JSON`);
-    fields.push([name, text]);
+    values.push(text);
   }
-  return fields;
+  return { names, values };
 }
 
 /** Values JSON can hold, nested at most DOCUMENT_DEPTH_MAX deep. */

@@ -110,17 +110,30 @@ export class Memtable {
 
   /** REQUIRES: no entry with the same key and LSN is present. */
   add(entry: Entry): void {
-    const { key, lsn } = entry;
+    const { key, value } = entry;
+    this.addBytes(key, 0, key.length, value, 0, value.length, entry.lsn, entry.kind);
+  }
+
+  /**
+   * Adds the entry whose key is keySource[keyStart, +keyLength) and value valueSource[valueStart,
+   * +valueLength), copying both into the arena: no object is made. REQUIRES: as add.
+   */
+  addBytes(keySource: Buffer, keyStart: number, keyLength: number, valueSource: Buffer, valueStart: number, valueLength: number, lsn: number, kind: EntryKind): void {
     const node = this.count + 1;
     const height = this.randomHeight();
     if ((node + 1) * NODE_INTS > this.ints.length) this.growNodes();
     if (this.linksUsed + height > this.links.length) this.growLinks(height);
-    const prefix = keyPrefix(key);
-    const hash = hashKey(key);
-    this.writeRecord(node, entry, prefix, hash);
+    const { arena } = this;
+    arena.copy(keySource, keyStart, keyLength, valueSource, valueStart, valueLength);
+    // From here on the key is read where it now lives.
+    const key = arena.chunks[arena.lastChunk]!;
+    const at = arena.lastOffset;
+    const prefix = keyPrefix(key, at, keyLength);
+    const hash = hashKey(key, at, keyLength);
+    this.writeRecord(node, keyLength, valueLength, lsn, kind, prefix, hash);
     this.linksUsed += height;
-    this.link(node, key, prefix, lsn, height);
-    this.indexNewest(node, key, hash, lsn);
+    this.link(node, key, at, keyLength, prefix, lsn, height);
+    this.indexNewest(node, key, at, keyLength, hash, lsn);
     this.count = node;
     if (lsn < this.lsnMin) this.lsnMin = lsn;
     if (lsn > this.lsnMax) this.lsnMax = lsn;
@@ -135,18 +148,18 @@ export class Memtable {
 
   /** The newest version of `key` with LSN <= snapshotLsn, tombstones included. */
   get(key: Buffer, snapshotLsn: number): Entry | undefined {
-    const hash = hashKey(key);
-    let node = this.index[this.slotOf(key, hash)]!;
+    const hash = hashKey(key, 0, key.length);
+    let node = this.index[this.slotOf(key, 0, key.length, hash)]!;
     // Versions of a key are adjacent at level 0, newest first: the first at or below the
     // snapshot is the answer. An old snapshot behind many newer versions searches the list.
     for (let walked = 0; node !== 0 && walked < VERSIONS_WALKED_MAX; walked++, node = this.nextOf(node)) {
-      if (walked > 0 && !this.holdsKey(node, key, hash)) return undefined;
+      if (walked > 0 && !this.holdsKey(node, key, 0, key.length, hash)) return undefined;
       if (this.lsnOf(node) <= snapshotLsn) return this.entryAt(node);
     }
     if (node === 0) return undefined;
-    this.findPredecessors(key, keyPrefix(key), snapshotLsn);
+    this.findPredecessors(key, 0, key.length, keyPrefix(key, 0, key.length), snapshotLsn);
     node = this.nextOf(this.update[0]!);
-    return node !== 0 && this.holdsKey(node, key, hash) ? this.entryAt(node) : undefined;
+    return node !== 0 && this.holdsKey(node, key, 0, key.length, hash) ? this.entryAt(node) : undefined;
   }
 
   get empty(): boolean {
@@ -174,14 +187,14 @@ export class Memtable {
   /** The first node with key >= `key`, or the first node. */
   firstAtOrAfter(key: Buffer | undefined): number {
     if (key === undefined) return this.nextOf(0);
-    this.findPredecessors(key, keyPrefix(key), Number.MAX_SAFE_INTEGER);
+    this.findPredecessors(key, 0, key.length, keyPrefix(key, 0, key.length), Number.MAX_SAFE_INTEGER);
     return this.nextOf(this.update[0]!);
   }
 
   /** The last node with key <= `key`, or the last node. */
   lastAtOrBefore(key: Buffer | undefined): number {
     if (key === undefined) return this.tails[0]!;
-    this.findPredecessors(key, keyPrefix(key), Number.NEGATIVE_INFINITY); // Past every version of `key`.
+    this.findPredecessors(key, 0, key.length, keyPrefix(key, 0, key.length), Number.NEGATIVE_INFINITY); // Past every version of `key`.
     return this.update[0]!;
   }
 
@@ -210,30 +223,29 @@ export class Memtable {
 
   // ---- records and the skip list ----
 
-  /** Copies the entry's bytes into the arena and fills in its node's record, links aside. */
-  private writeRecord(node: number, entry: Entry, prefix: number, hash: number): void {
+  /** Fills in the record of the node whose bytes the arena copied last, links aside. */
+  private writeRecord(node: number, keyLength: number, valueLength: number, lsn: number, kind: EntryKind, prefix: number, hash: number): void {
     const { ints, floats, arena } = this;
-    arena.copy(entry.key, entry.value);
     const at = node * NODE_INTS;
     ints[at + CHUNK] = arena.lastChunk;
     ints[at + OFFSET] = arena.lastOffset;
-    ints[at + KEY_LENGTH] = entry.key.length;
-    ints[at + VALUE_LENGTH] = entry.value.length;
+    ints[at + KEY_LENGTH] = keyLength;
+    ints[at + VALUE_LENGTH] = valueLength;
     ints[at + LINKS] = this.linksUsed;
     ints[at + HASH] = hash;
-    ints[at + KIND] = entry.kind;
+    ints[at + KIND] = kind;
     floats[node * NODE_FLOATS + PREFIX] = prefix;
-    floats[node * NODE_FLOATS + LSN] = entry.lsn;
+    floats[node * NODE_FLOATS + LSN] = lsn;
   }
 
   /** Links `node` in at levels below `height`: at the tails if it sorts last, else after a search. */
-  private link(node: number, key: Buffer, prefix: number, lsn: number, height: number): void {
+  private link(node: number, key: Buffer, keyStart: number, keyLength: number, prefix: number, lsn: number, height: number): void {
     const { ints, links, tails, update } = this;
     const last = tails[0]!;
     // A level above the current height is empty: a search leaves the head as its predecessor.
     if (height > this.height) this.height = height;
-    if (last === 0 || this.compareNode(last, key, prefix, lsn) < 0) update.set(tails);
-    else this.findPredecessors(key, prefix, lsn);
+    if (last === 0 || this.compareNode(last, key, keyStart, keyLength, prefix, lsn) < 0) update.set(tails);
+    else this.findPredecessors(key, keyStart, keyLength, prefix, lsn);
     const start = ints[node * NODE_INTS + LINKS]!;
     for (let level = 0; level < height; level++) {
       const before = ints[update[level]! * NODE_INTS + LINKS]! + level;
@@ -248,7 +260,7 @@ export class Memtable {
   }
 
   /** Fills `update` with the last node before (key, lsn) in internal order at each level. */
-  private findPredecessors(key: Buffer, prefix: number, lsn: number): void {
+  private findPredecessors(key: Buffer, keyStart: number, keyLength: number, prefix: number, lsn: number): void {
     const { ints, floats, links, update } = this;
     let node = 0;
     for (let level = this.height - 1; level >= 0; level--) {
@@ -256,7 +268,7 @@ export class Memtable {
         const next = links[ints[node * NODE_INTS + LINKS]! + level]!;
         if (next === 0) break;
         const nextPrefix = floats[next * NODE_FLOATS + PREFIX]!;
-        if (nextPrefix > prefix || (nextPrefix === prefix && this.compareNode(next, key, prefix, lsn) >= 0)) break;
+        if (nextPrefix > prefix || (nextPrefix === prefix && this.compareNode(next, key, keyStart, keyLength, prefix, lsn) >= 0)) break;
         node = next;
       }
       update[level] = node;
@@ -264,12 +276,12 @@ export class Memtable {
   }
 
   /** Internal order of `node` against (key, lsn): negative if the node sorts first. */
-  private compareNode(node: number, key: Buffer, prefix: number, lsn: number): number {
+  private compareNode(node: number, key: Buffer, keyStart: number, keyLength: number, prefix: number, lsn: number): number {
     const nodePrefix = this.floats[node * NODE_FLOATS + PREFIX]!;
     if (nodePrefix !== prefix) return nodePrefix - prefix;
     const at = node * NODE_INTS;
     const chunk = this.arena.chunks[this.ints[at + CHUNK]!]!;
-    const byKey = compareBytes(chunk, this.ints[at + OFFSET]!, this.ints[at + KEY_LENGTH]!, key, PREFIX_BYTES);
+    const byKey = compareBytes(chunk, this.ints[at + OFFSET]!, this.ints[at + KEY_LENGTH]!, key, keyStart, keyLength, PREFIX_BYTES);
     return byKey !== 0 ? byKey : lsn - this.lsnOf(node);
   }
 
@@ -293,8 +305,8 @@ export class Memtable {
 
   // ---- the index of each key's newest node ----
 
-  private indexNewest(node: number, key: Buffer, hash: number, lsn: number): void {
-    const slot = this.slotOf(key, hash);
+  private indexNewest(node: number, key: Buffer, keyStart: number, keyLength: number, hash: number, lsn: number): void {
+    const slot = this.slotOf(key, keyStart, keyLength, hash);
     const held = this.index[slot]!;
     if (held !== 0) {
       if (this.lsnOf(held) < lsn) this.index[slot] = node;
@@ -306,20 +318,20 @@ export class Memtable {
   }
 
   /** The slot holding `key`'s newest node, or the empty slot where it would go (linear probing). */
-  private slotOf(key: Buffer, hash: number): number {
+  private slotOf(key: Buffer, keyStart: number, keyLength: number, hash: number): number {
     const { index } = this;
     const mask = index.length - 1;
     for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
       const held = index[slot]!;
-      if (held === 0 || this.holdsKey(held, key, hash)) return slot;
+      if (held === 0 || this.holdsKey(held, key, keyStart, keyLength, hash)) return slot;
     }
   }
 
-  private holdsKey(node: number, key: Buffer, hash: number): boolean {
+  private holdsKey(node: number, key: Buffer, keyStart: number, keyLength: number, hash: number): boolean {
     const { ints } = this;
     const at = node * NODE_INTS;
-    if (ints[at + HASH] !== hash || ints[at + KEY_LENGTH] !== key.length) return false;
-    return compareBytes(this.arena.chunks[ints[at + CHUNK]!]!, ints[at + OFFSET]!, key.length, key, 0) === 0;
+    if (ints[at + HASH] !== hash || ints[at + KEY_LENGTH] !== keyLength) return false;
+    return compareBytes(this.arena.chunks[ints[at + CHUNK]!]!, ints[at + OFFSET]!, keyLength, key, keyStart, keyLength, 0) === 0;
   }
 
   private growIndex(): void {
@@ -361,12 +373,12 @@ class Arena {
   private current = 0;
   private used = 0;
 
-  copy(key: Buffer, value: Buffer): void {
-    const bytes = key.length + value.length;
+  copy(keySource: Buffer, keyStart: number, keyLength: number, valueSource: Buffer, valueStart: number, valueLength: number): void {
+    const bytes = keyLength + valueLength;
     this.place(bytes);
     const chunk = this.chunks[this.lastChunk]!;
-    chunk.set(key, this.lastOffset);
-    chunk.set(value, this.lastOffset + key.length);
+    copyBytes(keySource, keyStart, keyLength, chunk, this.lastOffset);
+    copyBytes(valueSource, valueStart, valueLength, chunk, this.lastOffset + keyLength);
     this.sizeBytes += bytes;
   }
 
@@ -390,10 +402,18 @@ class Arena {
   }
 }
 
+/** Short copies in a loop: a native copy costs more than a key's few bytes (most keys are < 32). */
+const LOOP_COPY_BYTES_MAX = 32;
+
+function copyBytes(source: Buffer, start: number, length: number, target: Buffer, at: number): void {
+  if (length > LOOP_COPY_BYTES_MAX) source.copy(target, at, start, start + length);
+  else for (let i = 0; i < length; i++) target[at + i] = source[start + i]!;
+}
+
 /** The first PREFIX_BYTES key bytes as a number (missing bytes count as zero). */
-function keyPrefix(key: Buffer): number {
+function keyPrefix(key: Buffer, start: number, length: number): number {
   let prefix = 0;
-  for (let i = 0; i < PREFIX_BYTES; i++) prefix = prefix * 256 + (i < key.length ? key[i]! : 0);
+  for (let i = 0; i < PREFIX_BYTES; i++) prefix = prefix * 256 + (i < length ? key[start + i]! : 0);
   return prefix;
 }
 
@@ -401,20 +421,20 @@ function keyPrefix(key: Buffer): number {
  * Bytewise order of the arena key at chunk[offset, offset + length) against `key`, from byte
  * `from` on (callers that know the first bytes equal skip them), as compareKeys does.
  */
-function compareBytes(chunk: Buffer, offset: number, length: number, key: Buffer, from: number): number {
-  const shorter = length < key.length ? length : key.length;
-  if (shorter > LOOP_COMPARE_BYTES_MAX) return chunk.compare(key, 0, key.length, offset, offset + length);
+function compareBytes(chunk: Buffer, offset: number, length: number, key: Buffer, keyStart: number, keyLength: number, from: number): number {
+  const shorter = length < keyLength ? length : keyLength;
+  if (shorter > LOOP_COMPARE_BYTES_MAX) return chunk.compare(key, keyStart, keyStart + keyLength, offset, offset + length);
   for (let i = from; i < shorter; i++) {
-    const difference = chunk[offset + i]! - key[i]!;
+    const difference = chunk[offset + i]! - key[keyStart + i]!;
     if (difference !== 0) return difference;
   }
-  return length - key.length;
+  return length - keyLength;
 }
 
 /** FNV-1a over the bytes, then murmur3's finalizer: FNV alone mixes the low bits (the slot) poorly. */
-function hashKey(key: Buffer): number {
+function hashKey(key: Buffer, start: number, length: number): number {
   let hash = 0x811c9dc5 | 0;
-  for (let i = 0; i < key.length; i++) hash = Math.imul(hash ^ key[i]!, 0x01000193);
+  for (let i = start; i < start + length; i++) hash = Math.imul(hash ^ key[i]!, 0x01000193);
   hash ^= hash >>> 16;
   hash = Math.imul(hash, 0x85ebca6b);
   hash ^= hash >>> 13;

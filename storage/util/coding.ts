@@ -42,6 +42,10 @@ export class ByteWriter {
   }
 
   varint(value: number): this {
+    if (value >= 0 && value < 0x80 && this.length < this.buffer.length && (value | 0) === value) {
+      this.buffer[this.length++] = value; // Most varints are one byte: field numbers, small lengths.
+      return this;
+    }
     if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`varint out of range: ${value}`);
     this.reserve(8);
     let v = value;

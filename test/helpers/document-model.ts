@@ -52,6 +52,8 @@ export const COLLECTION_EXISTS = 'DOCKET_ERR_COLLECTION_EXISTS';
 
 /** The revision of a document written earlier in the same transaction: it matches no ifRevision. */
 const PENDING = -1;
+/** The store's default fieldFamiliesMax. */
+const FIELD_FAMILIES_DEFAULT = 4;
 
 export function isObject(value: unknown): value is JsonObject {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
@@ -101,9 +103,10 @@ export function projectJson(document: JsonObject, fields?: readonly string[]): s
 }
 
 /** Whether creating a collection that exists with `options` is a no-op (else it conflicts). */
-export function sameOptions(a: CollectionOptionsModel, b: CollectionOptionsModel): boolean {
-  const normal = (o: CollectionOptionsModel): string => JSON.stringify({ fieldFamiliesMax: o.fieldFamiliesMax ?? 32, columns: o.columns });
-  return normal(a) === normal(b);
+export function sameOptions(existing: CollectionOptionsModel, b: CollectionOptionsModel): boolean {
+  // A create that leaves fieldFamiliesMax out takes the existing collection's.
+  const normal = (o: CollectionOptionsModel): string => JSON.stringify({ fieldFamiliesMax: o.fieldFamiliesMax ?? existing.fieldFamiliesMax ?? FIELD_FAMILIES_DEFAULT, columns: o.columns });
+  return normal(existing) === normal(b);
 }
 
 export interface PageOptions {

@@ -54,7 +54,7 @@ const FIELD_NAME_SIZE_BYTES_MAX = 256;
 const DEPTH_MAX = 64;
 const LIST_LIMIT_DEFAULT = 100;
 const LIST_LIMIT_MAX = 1000;
-const FIELD_FAMILIES_DEFAULT = 32;
+const FIELD_FAMILIES_DEFAULT = 4;
 /** The longest path segment the router takes (3 × the longest id + 64); longer is 414. */
 export const PATH_SEGMENT_LENGTH_MAX = 3 * ID_SIZE_BYTES_MAX + 64;
 const COLLECTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
@@ -143,7 +143,7 @@ const tagsIsArray = (document: JsonObject): boolean => !Object.hasOwn(document, 
 export const DEFINITIONS: readonly DefinitionCase[] = [
   { body: undefined },
   { body: {} },
-  { body: { fieldFamiliesMax: 32 } }, // The default said out loud: the same definition as none.
+  { body: { fieldFamiliesMax: 4 } }, // The default said out loud: the same definition as none.
   { body: { columns: { title: 'text', body: 'text' } } },
   { body: { schema: NUMERIC_SCHEMA }, accepts: hasNumericN },
   { body: { schema: NUMERIC_SCHEMA, columns: { title: 'text', body: 'text', n: 'small' }, fieldFamiliesMax: 1 }, accepts: hasNumericN },
@@ -179,12 +179,14 @@ const OVERFLOW_FAMILY = 1;
 const FIRST_FIELD_FAMILY = 2;
 
 /** Two definitions are the same when they ask for the same families, columns and schema. */
-function sameDefinition(a: DefinitionCase, b: DefinitionCase): boolean {
+function sameDefinition(existing: DefinitionCase, b: DefinitionCase): boolean {
+  // A create that leaves fieldFamiliesMax out takes the existing collection's.
+  const existingMax = (existing.body as JsonObject | undefined)?.fieldFamiliesMax ?? FIELD_FAMILIES_DEFAULT;
   const key = (d: DefinitionCase): string => {
     const body = (d.body ?? {}) as JsonObject;
-    return JSON.stringify([body.fieldFamiliesMax ?? FIELD_FAMILIES_DEFAULT, body.schema ?? null, body.columns ?? null]);
+    return JSON.stringify([body.fieldFamiliesMax ?? existingMax, body.schema ?? null, body.columns ?? null]);
   };
-  return key(a) === key(b);
+  return key(existing) === key(b);
 }
 
 // ---- ids, conditions, documents ----
@@ -454,7 +456,9 @@ export class HttpModel {
     if (state.fields.has(field)) return;
     const label = state.columns && Object.hasOwn(state.columns, field) ? state.columns[field] : undefined;
     const known = label === undefined ? undefined : state.labelFamilies.get(label);
-    const family = known ?? (state.nextFamily - FIRST_FIELD_FAMILY < state.fieldFamiliesMax ? state.nextFamily : OVERFLOW_FAMILY);
+    const families = state.nextFamily - FIRST_FIELD_FAMILY;
+    const spread = families === 0 ? OVERFLOW_FAMILY : FIRST_FIELD_FAMILY + (state.fields.size % families); // Field numbers start at 1.
+    const family = known ?? (families < state.fieldFamiliesMax ? state.nextFamily : spread);
     state.fields.set(field, family);
     if (family >= FIRST_FIELD_FAMILY) state.nextFamily = Math.max(state.nextFamily, family + 1);
     if (label !== undefined && family !== OVERFLOW_FAMILY) state.labelFamilies.set(label, family);
