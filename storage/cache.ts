@@ -2,7 +2,6 @@
 // charged in bytes) is one instance; a table cache of open files (charged 1 each) is another.
 
 import assert from 'node:assert/strict';
-import type { Entry } from './entry.js';
 
 export interface LruCacheOptions<K, V> {
   /** Called whenever an entry leaves the cache: evicted, replaced, deleted or cleared. */
@@ -122,14 +121,25 @@ export interface BlockCacheStats {
 
 interface CachedBlock {
   readonly fileNumber: number;
-  readonly block: Entry[];
+  readonly block: Buffer;
 }
 
-/** Decoded SSTable blocks keyed by (file number, block offset), bounded in bytes. */
+/**
+ * Per cached block beyond its bytes: the LRU slot and map entry, the CachedBlock, the Buffer's
+ * own object and its backing store's bookkeeping, the key in keysByFile. An estimate on the
+ * high side; test/storage/cache.test.ts holds the charge against the memory retained.
+ */
+export const BLOCK_CACHE_SLOT_OVERHEAD_BYTES = 320;
+
+/**
+ * Checked SSTable data blocks, as bytes, keyed by (file number, block offset), bounded in
+ * bytes. A block is searched where it lies (sstable/block-search.ts), so the charge (its
+ * length plus BLOCK_CACHE_SLOT_OVERHEAD_BYTES) is what it holds.
+ */
 export class BlockCache {
-  private readonly lru: LruCache<string, CachedBlock>;
+  private readonly lru: LruCache<number, CachedBlock>;
   /** The cache keys of each file's blocks, so a deleted file's blocks leave at once. */
-  private readonly keysByFile = new Map<number, Set<string>>();
+  private readonly keysByFile = new Map<number, Set<number>>();
   private hits = 0;
   private misses = 0;
 
@@ -141,16 +151,17 @@ export class BlockCache {
     return { hits: this.hits, misses: this.misses, usageBytes: this.lru.usage, capacityBytes: this.lru.capacity };
   }
 
-  get(fileNumber: number, offset: number): Entry[] | undefined {
+  get(fileNumber: number, offset: number): Buffer | undefined {
     const cached = this.lru.get(cacheKey(fileNumber, offset));
     if (cached === undefined) this.misses++;
     else this.hits++;
     return cached?.block;
   }
 
-  set(fileNumber: number, offset: number, block: Entry[], chargeBytes: number): void {
+  /** REQUIRES: `block` is a Buffer of its own (not a view into a larger read: that would be retained whole). */
+  set(fileNumber: number, offset: number, block: Buffer): void {
     const key = cacheKey(fileNumber, offset);
-    this.lru.set(key, { fileNumber, block }, chargeBytes);
+    this.lru.set(key, { fileNumber, block }, block.buffer.byteLength + BLOCK_CACHE_SLOT_OVERHEAD_BYTES);
     // A block that outweighs the whole capacity is not kept, so there is nothing to index.
     if (!this.lru.has(key)) return;
     let keys = this.keysByFile.get(fileNumber);
@@ -166,7 +177,7 @@ export class BlockCache {
     this.keysByFile.delete(fileNumber);
   }
 
-  private forget(key: string, fileNumber: number): void {
+  private forget(key: number, fileNumber: number): void {
     const keys = this.keysByFile.get(fileNumber);
     if (keys === undefined) return;
     keys.delete(key);
@@ -174,6 +185,7 @@ export class BlockCache {
   }
 }
 
-function cacheKey(fileNumber: number, offset: number): string {
-  return `${fileNumber}:${offset}`;
+/** One number, not a string made per lookup: tables are far below 4 GiB and file numbers below 2^21. */
+function cacheKey(fileNumber: number, offset: number): number {
+  return fileNumber * 0x100000000 + offset;
 }

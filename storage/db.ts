@@ -11,6 +11,7 @@ import type { InternalIterator } from './iterator.js';
 import { LEVELS } from './limits.js';
 import type { FileMeta, FlushFlag } from './manifest/version-edit.js';
 import { LevelIterator, MergingIterator } from './merging-iterator.js';
+import { NOT_CACHED } from './sstable/table-reader.js';
 
 export interface Snapshot {
   /** Reads at this snapshot see every batch with LSNs up to here, and nothing later. */
@@ -151,15 +152,48 @@ export class Engine extends EngineCore {
     const entries = requests.map((request, i) => getFromMemtables(families[i]!, request.key, lsn));
     const missing: number[] = [];
     for (let i = 0; i < entries.length; i++) if (entries[i] === undefined) missing.push(i);
-    if (missing.length > 0) {
-      const found = await Promise.all(missing.map((i) => this.getEntryFromTables(families[i]!, requests[i]!.key, lsn)));
-      missing.forEach((i, j) => (entries[i] = found[j]));
+    // Then tables whose needed blocks are cached, still with no await; only the rest wait.
+    const uncached: number[] = [];
+    for (const i of missing) {
+      const entry = this.getFromCachedTables(families[i]!.current, requests[i]!.key, lsn);
+      if (entry === NOT_CACHED) uncached.push(i);
+      else entries[i] = entry;
+    }
+    if (uncached.length > 0) {
+      const found = await Promise.all(uncached.map((i) => this.getEntryFromTables(families[i]!, requests[i]!.key, lsn)));
+      uncached.forEach((i, j) => (entries[i] = found[j]));
     }
     return entries.map((entry) => (entry?.kind === EntryKind.PUT ? entry.value : undefined));
   }
 
   private async getEntry(family: ColumnFamily, key: Buffer, lsn: number): Promise<Entry | undefined> {
-    return getFromMemtables(family, key, lsn) ?? (await this.getEntryFromTables(family, key, lsn));
+    const entry = getFromMemtables(family, key, lsn) ?? this.getFromCachedTables(family.current, key, lsn);
+    return entry === NOT_CACHED ? await this.getEntryFromTables(family, key, lsn) : entry;
+  }
+
+  /**
+   * The tables' answer when every table it must consult is open and its block cached, else
+   * NOT_CACHED. REQUIRES: called in the same tick as the memtable lookup (no version change
+   * between them); it never yields, so the version needs no reference.
+   */
+  private getFromCachedTables(version: Version, key: Buffer, lsn: number): Entry | undefined | typeof NOT_CACHED {
+    for (const file of version.levels[0]!) {
+      if (!covers(file, key) || file.lsnMin > lsn) continue;
+      const entry = this.getFromCachedTable(file, key, lsn);
+      if (entry !== undefined) return entry;
+    }
+    for (let level = 1; level < LEVELS; level++) {
+      const file = findFile(version.levels[level]!, key);
+      if (!file || file.lsnMin > lsn) continue;
+      const entry = this.getFromCachedTable(file, key, lsn);
+      if (entry !== undefined) return entry;
+    }
+    return undefined;
+  }
+
+  private getFromCachedTable(file: FileMeta, key: Buffer, lsn: number): Entry | undefined | typeof NOT_CACHED {
+    const reader = this.tables.peek(file.number);
+    return reader === undefined ? NOT_CACHED : reader.getCached(key, lsn);
   }
 
   /** REQUIRES: called in the same tick as the memtable lookup, so no flush moves the key between them. */

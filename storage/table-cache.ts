@@ -10,6 +10,8 @@ export const tableName = (number: number): string => `${String(number).padStart(
 
 interface Slot {
   readonly reader: Promise<TableReader>;
+  /** The reader once open: peek's answer. */
+  opened: TableReader | undefined;
   users: number;
   evicted: boolean;
 }
@@ -36,7 +38,9 @@ export class TableCache {
       this.slots.delete(number); // Re-insert: a Map's order is the LRU order.
       this.slots.set(number, slot);
     } else {
-      slot = { reader: this.open(number), users: 0, evicted: false };
+      const opening: Slot = { reader: this.open(number), opened: undefined, users: 0, evicted: false };
+      opening.reader.then((reader) => (opening.opened = reader), () => undefined);
+      slot = opening;
       this.slots.set(number, slot);
     }
     slot.users++;
@@ -59,6 +63,15 @@ export class TableCache {
         if (--owned.users === 0 && owned.evicted) void closeQuietly(owned.reader);
       },
     };
+  }
+
+  /**
+   * The table's reader if it is open, without a promise, for a read that finishes before it
+   * yields (a cached-block lookup). NB: not counted as a user, so it must not be kept.
+   */
+  peek(number: number): TableReader | undefined {
+    const slot = this.slots.get(number);
+    return slot?.evicted === false ? slot.opened : undefined;
   }
 
   private async open(number: number): Promise<TableReader> {

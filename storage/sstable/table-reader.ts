@@ -1,6 +1,9 @@
 // Reads one SSTable: the footer, filter, properties and index are loaded and checked at open;
-// data blocks are read on demand through the shared block cache. Any bad byte surfaces as a
-// CORRUPTION StorageError naming the file and offset. The layout is described in FORMAT.md.
+// data blocks are read on demand, checked once, and kept as bytes in the shared block cache.
+// A point lookup searches a cached block where it lies (block-search.ts) and, when the block is
+// cached, answers without a promise (getCached); an iterator decodes the block it stands on.
+// Any bad byte surfaces as a CORRUPTION StorageError naming the file and offset. The layout is
+// described in FORMAT.md.
 
 import assert from 'node:assert/strict';
 import type { BlockCache } from '../cache.js';
@@ -9,6 +12,7 @@ import { corruption } from '../errors.js';
 import type { File } from '../file-system.js';
 import type { InternalIterator } from '../iterator.js';
 import { checkBlock, decodeBlock, lowerBoundInternal, lowerBoundKey, upperBoundKey } from './block.js';
+import { checkStructure, searchBlock } from './block-search.js';
 import { isWellFormedFilter, mayContain } from './bloom.js';
 import {
   BLOCK_TRAILER_SIZE_BYTES,
@@ -22,6 +26,9 @@ import { decodeProperties, type TableProperties } from './properties.js';
 
 export type { TableProperties } from './properties.js';
 
+/** getCached's answer when the block it needs is not in the cache. */
+export const NOT_CACHED = Symbol('not cached');
+
 /** The decoded index: entry i holds the last (key, lsn) of data block i; handles[i] locates it. */
 interface TableIndex {
   readonly entries: Entry[];
@@ -30,7 +37,7 @@ interface TableIndex {
 
 export class TableReader {
   /** Block loads in flight, so concurrent readers of one block share one read. */
-  private readonly loading = new Map<number, Promise<Entry[]>>();
+  private readonly loading = new Map<number, Promise<Buffer>>();
   private closed = false;
 
   private constructor(
@@ -71,9 +78,16 @@ export class TableReader {
     // when the key's newer versions fill earlier blocks: their last entries sort before it.
     const blockIndex = lowerBoundInternal(this.index.entries, key, snapshotLsn);
     if (blockIndex === this.blockCount) return undefined;
-    const entries = await this.readDataBlock(blockIndex);
-    const entry = entries[lowerBoundInternal(entries, key, snapshotLsn)];
-    return entry !== undefined && entry.key.equals(key) ? entry : undefined;
+    return searchBlock(await this.readDataBlock(blockIndex), key, snapshotLsn);
+  }
+
+  /** As get, from the cache only: NOT_CACHED when the block that would answer is not cached. */
+  getCached(key: Buffer, snapshotLsn: number): Entry | undefined | typeof NOT_CACHED {
+    if (!this.mayContain(key)) return undefined;
+    const blockIndex = lowerBoundInternal(this.index.entries, key, snapshotLsn);
+    if (blockIndex === this.blockCount) return undefined;
+    const block = this.cache.get(this.fileNumber, this.index.handles[blockIndex]!.offset);
+    return block === undefined ? NOT_CACHED : searchBlock(block, key, snapshotLsn);
   }
 
   iterator(options: { reverse?: boolean } = {}): InternalIterator {
@@ -101,7 +115,7 @@ export class TableReader {
    * a miss reads the run of blocks around it in the walk's direction (up to that many bytes) in
    * one call and caches them all: a scan then costs one read per run, not one per block.
    */
-  readDataBlock(blockIndex: number, readaheadBytes = 0, reverse = false): Promise<Entry[]> {
+  readDataBlock(blockIndex: number, readaheadBytes = 0, reverse = false): Promise<Buffer> {
     const handle = this.index.handles[blockIndex]!;
     const cached = this.cache.get(this.fileNumber, handle.offset);
     if (cached !== undefined) return Promise.resolve(cached);
@@ -125,36 +139,40 @@ export class TableReader {
     return [first, last];
   }
 
-  private async loadDataBlocks(first: number, last: number, wanted: number): Promise<Entry[]> {
+  private async loadDataBlocks(first: number, last: number, wanted: number): Promise<Buffer> {
     assert(!this.closed, 'TableReader used after close');
     const handles = this.index.handles;
     const start = handles[first]!.offset;
     const end = handles[last]!.offset + handles[last]!.size + BLOCK_TRAILER_SIZE_BYTES;
     const bytes = await this.file.read(start, end - start);
-    let result: Entry[] | undefined;
+    let result: Buffer | undefined;
     for (let blockIndex = first; blockIndex <= last; blockIndex++) {
       const handle = handles[blockIndex]!;
       if (blockIndex !== wanted && this.cache.get(this.fileNumber, handle.offset) !== undefined) continue;
       const raw = bytes.subarray(handle.offset - start, handle.offset - start + handle.size + BLOCK_TRAILER_SIZE_BYTES);
-      const entries = this.decodeDataBlock(blockIndex, raw);
-      if (blockIndex === wanted) result = entries;
+      const block = this.checkDataBlock(blockIndex, raw);
+      if (blockIndex === wanted) result = block;
     }
     return result!;
   }
 
-  /** Checks and decodes one data block's bytes, and caches its entries. */
-  private decodeDataBlock(blockIndex: number, raw: Buffer): Entry[] {
+  /** Checks one data block's bytes and caches a copy of its own (the read may span many blocks). */
+  private checkDataBlock(blockIndex: number, raw: Buffer): Buffer {
     const handle = this.index.handles[blockIndex]!;
     const what = `table ${this.fileNumber} data block at offset ${handle.offset}`;
-    const entries = decodeBlock(checkBlock(raw, handle.size, what), what);
+    const checked = checkBlock(raw, handle.size, what);
     // The index names the block's last entry; a block that disagrees is not the one indexed.
-    const last = entries[entries.length - 1];
     const indexed = this.index.entries[blockIndex]!;
-    if (last === undefined || last.lsn !== indexed.lsn || !last.key.equals(indexed.key)) {
-      throw corruption(`${what}: last entry differs from the index`);
-    }
-    this.cache.set(this.fileNumber, handle.offset, entries, handle.size + BLOCK_TRAILER_SIZE_BYTES);
-    return entries;
+    checkStructure(checked, indexed.key, indexed.lsn, what);
+    const block = Buffer.allocUnsafeSlow(checked.length);
+    checked.copy(block);
+    this.cache.set(this.fileNumber, handle.offset, block);
+    return block;
+  }
+
+  /** The decoded entries of a checked block (iterators). */
+  decodeDataBlock(blockIndex: number, block: Buffer): Entry[] {
+    return decodeBlock(block, `table ${this.fileNumber} data block at offset ${this.index.handles[blockIndex]!.offset}`);
   }
 }
 
@@ -273,9 +291,9 @@ class TableIterator implements InternalIterator {
     this.entries = NO_ENTRIES;
     this.position = -1;
     if (blockIndex < 0 || blockIndex >= this.table.blockCount) return false;
-    const entries = await this.table.readDataBlock(blockIndex, ITERATOR_READAHEAD_BYTES, this.reverse);
+    const block = await this.table.readDataBlock(blockIndex, ITERATOR_READAHEAD_BYTES, this.reverse);
     if (this.closed) return false;
-    this.entries = entries;
+    this.entries = this.table.decodeDataBlock(blockIndex, block);
     this.blockIndex = blockIndex;
     return true;
   }

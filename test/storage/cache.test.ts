@@ -2,10 +2,15 @@
 // cache's per-file eviction and statistics.
 
 import t from 'tap';
-import { BlockCache, LruCache } from '../../storage/cache.js';
-import { EntryKind, type Entry } from '../../storage/entry.js';
+import { BLOCK_CACHE_SLOT_OVERHEAD_BYTES, BlockCache, LruCache } from '../../storage/cache.js';
 
-const block = (name: string): Entry[] => [{ key: Buffer.from(name), lsn: 1, kind: EntryKind.PUT, value: Buffer.alloc(0) }];
+/** A block whose charge is `chargeBytes`: its own buffer, named by its first bytes. */
+const block = (name: string, chargeBytes = BLOCK_CACHE_SLOT_OVERHEAD_BYTES + 16): Buffer => {
+  const bytes = Buffer.allocUnsafeSlow(chargeBytes - BLOCK_CACHE_SLOT_OVERHEAD_BYTES).fill(0);
+  bytes.write(name);
+  return bytes;
+};
+const C = BLOCK_CACHE_SLOT_OVERHEAD_BYTES + 100; // One block's charge in the tests below.
 
 t.test('a count-bounded cache evicts the least recently used entry', async (t) => {
   const evicted: string[] = [];
@@ -63,34 +68,34 @@ t.test('replacing, deleting and clearing each report the value that left', async
 });
 
 t.test('the block cache counts hits and misses and bounds its bytes', async (t) => {
-  const cache = new BlockCache(1000);
+  const cache = new BlockCache(C + C / 2);
   t.equal(cache.get(1, 0), undefined);
-  cache.set(1, 0, block('one'), 600);
-  t.same(cache.get(1, 0), block('one'));
-  cache.set(1, 600, block('two'), 600);
+  cache.set(1, 0, block('one', C));
+  t.same(cache.get(1, 0), block('one', C));
+  cache.set(1, 600, block('two', C));
   t.equal(cache.get(1, 0), undefined, 'the older block was evicted for the newer one');
-  t.same(cache.stats, { hits: 1, misses: 2, usageBytes: 600, capacityBytes: 1000 });
+  t.same(cache.stats, { hits: 1, misses: 2, usageBytes: C, capacityBytes: C + C / 2 });
 });
 
 t.test('evicting a file drops its blocks and keeps other files\' blocks', async (t) => {
-  const cache = new BlockCache(10_000);
-  cache.set(1, 0, block('1a'), 100);
-  cache.set(1, 100, block('1b'), 100);
-  cache.set(2, 0, block('2a'), 100);
+  const cache = new BlockCache(100 * C);
+  cache.set(1, 0, block('1a', C));
+  cache.set(1, 100, block('1b', C));
+  cache.set(2, 0, block('2a', C));
   cache.evictFile(1);
   t.equal(cache.get(1, 0), undefined);
   t.equal(cache.get(1, 100), undefined);
-  t.same(cache.get(2, 0), block('2a'));
-  t.equal(cache.stats.usageBytes, 100);
-  cache.set(1, 0, block('1a again'), 100);
-  t.same(cache.get(1, 0), block('1a again'), 'a file evicted earlier can be cached again');
+  t.same(cache.get(2, 0), block('2a', C));
+  t.equal(cache.stats.usageBytes, C);
+  cache.set(1, 0, block('1a again', C));
+  t.same(cache.get(1, 0), block('1a again', C), 'a file evicted earlier can be cached again');
   cache.evictFile(3);
-  t.equal(cache.stats.usageBytes, 200, 'evicting an unknown file changes nothing');
+  t.equal(cache.stats.usageBytes, 2 * C, 'evicting an unknown file changes nothing');
 });
 
 t.test('a block cache of capacity zero caches nothing', async (t) => {
   const cache = new BlockCache(0);
-  cache.set(1, 0, block('x'), 10);
+  cache.set(1, 0, block('x'));
   t.equal(cache.get(1, 0), undefined);
   t.equal(cache.stats.usageBytes, 0);
 });

@@ -1,0 +1,159 @@
+// Reading a data block where it lies: checking its structure once, when it is read from disk,
+// and answering point lookups by searching its bytes, as LevelDB's block iterator does. The
+// block cache holds these checked bytes, so what it charges is what it holds (a cache of
+// decoded entries held ~16x what it charged: an object, a key and a value view per entry).
+// The encoding is block-builder.ts's (FORMAT.md).
+
+import { EntryKind, type Entry } from '../entry.js';
+import { corruption } from '../errors.js';
+
+/** Where a block's restart array begins and how many restarts it holds; checked at load. */
+function restartsOf(data: Buffer): { count: number; at: number } {
+  const count = data.readUInt32LE(data.length - 4);
+  return { count, at: data.length - 4 - 4 * count };
+}
+
+/** A varint at `offset` in data (checked to lie within the block by checkStructure). */
+function varintAt(data: Buffer, offset: number): number {
+  let result = 0;
+  let scale = 1;
+  for (let i = 0; ; i++) {
+    const b = data[offset + i]!;
+    result += (b & 0x7f) * scale;
+    if (b < 0x80) return result;
+    scale *= 0x80;
+  }
+}
+
+/** Bytes of the varint at `offset`. */
+function varintBytes(data: Buffer, offset: number): number {
+  let bytes = 1;
+  while (data[offset + bytes - 1]! >= 0x80) bytes++;
+  return bytes;
+}
+
+/** One entry's header, read into a reused record: no object per entry. */
+class Cursor {
+  shared = 0;
+  nonShared = 0;
+  valueLength = 0;
+  lsn = 0;
+  kind = 0;
+  /** Where the key delta starts. */
+  delta = 0;
+
+  read(data: Buffer, offset: number): void {
+    let at = offset;
+    this.shared = varintAt(data, at);
+    at += varintBytes(data, at);
+    this.nonShared = varintAt(data, at);
+    at += varintBytes(data, at);
+    this.valueLength = varintAt(data, at);
+    at += varintBytes(data, at);
+    this.lsn = varintAt(data, at);
+    at += varintBytes(data, at);
+    this.kind = data[at]!;
+    this.delta = at + 1;
+  }
+
+  get end(): number {
+    return this.delta + this.nonShared + this.valueLength;
+  }
+}
+
+const cursor = new Cursor();
+/** The key being rebuilt while walking from a restart point; grows as needed. */
+let scratch = Buffer.allocUnsafe(256);
+
+/**
+ * Checks a block's structure (restart array in bounds and on entries with no shared prefix,
+ * varints and lengths within the block, kinds 0 or 1) and that its last entry is (lastKey,
+ * lastLsn); throws CORRUPTION naming `what`. Allocates nothing per entry.
+ */
+export function checkStructure(data: Buffer, lastKey: Buffer, lastLsn: number, what: string): void {
+  if (data.length < 4) throw corruption(`${what}: block of ${data.length} bytes has no restart count`);
+  const { count, at: entriesEnd } = restartsOf(data);
+  if (count > (data.length - 4) / 4) throw corruption(`${what}: restart count ${count} overruns the block`);
+  let offset = 0;
+  let keyLength = 0;
+  let nextRestart = 0;
+  while (offset < entriesEnd) {
+    readChecked(data, offset, entriesEnd, what);
+    if (nextRestart < count && offset === data.readUInt32LE(entriesEnd + 4 * nextRestart)) {
+      if (cursor.shared !== 0) throw corruption(`${what}: restart entry at byte ${offset} shares a prefix`);
+      nextRestart++;
+    } else if (nextRestart === 0) {
+      throw corruption(`${what}: first entry is not a restart point`);
+    }
+    if (cursor.shared > keyLength) throw corruption(`${what}: entry at byte ${offset} shares more than the last key`);
+    if (cursor.kind !== EntryKind.PUT && cursor.kind !== EntryKind.DELETE) throw corruption(`${what}: unknown entry kind ${cursor.kind}`);
+    if (cursor.end > entriesEnd) throw corruption(`${what}: entry at byte ${offset} overruns the block`);
+    keyLength = rebuildKey(data);
+    offset = cursor.end;
+  }
+  if (nextRestart !== count || count === 0) throw corruption(`${what}: restart array does not match the entries`);
+  if (cursor.lsn !== lastLsn || keyLength !== lastKey.length || scratch.compare(lastKey, 0, lastKey.length, 0, keyLength) !== 0) {
+    throw corruption(`${what}: last entry differs from the index`);
+  }
+}
+
+/** cursor.read with every varint and the kind byte checked to lie before `end`. */
+function readChecked(data: Buffer, offset: number, end: number, what: string): void {
+  let at = offset;
+  for (let field = 0; field < 4; field++) {
+    const start = at;
+    while (at < end && data[at]! >= 0x80 && at - start < 8) at++;
+    if (at >= end || data[at]! >= 0x80) throw corruption(`${what}: truncated at byte ${at}`);
+    at++;
+  }
+  if (at >= end) throw corruption(`${what}: truncated at byte ${at}`);
+  cursor.read(data, offset);
+}
+
+/** Puts the cursor's key into `scratch` (its shared prefix is already there); returns its length. */
+function rebuildKey(data: Buffer): number {
+  const length = cursor.shared + cursor.nonShared;
+  if (length > scratch.length) {
+    const grown = Buffer.allocUnsafe(Math.max(length, scratch.length * 2));
+    scratch.copy(grown, 0, 0, cursor.shared);
+    scratch = grown;
+  }
+  data.copy(scratch, cursor.shared, cursor.delta, cursor.delta + cursor.nonShared);
+  return length;
+}
+
+/** Internal order of the restart entry at `offset` against (key, lsn): key ascending, LSN descending. */
+function compareRestart(data: Buffer, offset: number, key: Buffer, lsn: number): number {
+  cursor.read(data, offset);
+  const byKey = data.compare(key, 0, key.length, cursor.delta, cursor.delta + cursor.nonShared);
+  return byKey !== 0 ? byKey : lsn - cursor.lsn;
+}
+
+/**
+ * The newest version of exactly `key` with LSN <= lsn in a checked block, or undefined. The
+ * entry's value is a view of `data`; its key is `key` itself.
+ */
+export function searchBlock(data: Buffer, key: Buffer, lsn: number): Entry | undefined {
+  const { count, at: entriesEnd } = restartsOf(data);
+  // The last restart whose entry sorts before (key, lsn); the answer is at or after it.
+  let low = 0;
+  let high = count - 1;
+  while (low < high) {
+    const middle = (low + high + 1) >>> 1;
+    if (compareRestart(data, data.readUInt32LE(entriesEnd + 4 * middle), key, lsn) < 0) low = middle;
+    else high = middle - 1;
+  }
+  let offset = data.readUInt32LE(entriesEnd + 4 * low);
+  while (offset < entriesEnd) {
+    cursor.read(data, offset);
+    const keyLength = rebuildKey(data);
+    const byKey = scratch.compare(key, 0, key.length, 0, keyLength);
+    if (byKey > 0) return undefined; // Past the key: it is not in this block.
+    if (byKey === 0 && cursor.lsn <= lsn) {
+      const valueStart = cursor.delta + cursor.nonShared;
+      return { key, lsn: cursor.lsn, kind: cursor.kind as EntryKind, value: data.subarray(valueStart, valueStart + cursor.valueLength) };
+    }
+    offset = cursor.end;
+  }
+  return undefined;
+}
