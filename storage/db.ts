@@ -3,7 +3,7 @@
 
 import * as path from 'node:path';
 import type { ColumnFamily, Version } from './column-family.js';
-import { EntryKind, type Entry } from './entry.js';
+import { compareKeys, EntryKind, type Entry } from './entry.js';
 import { EngineCore, settingsOf, type EngineOptions } from './engine.js';
 import { invalidArgument } from './errors.js';
 import { RealFileSystem } from './file-system.js';
@@ -323,7 +323,7 @@ function getFromMemtables(family: ColumnFamily, key: Buffer, lsn: number): Entry
 }
 
 function covers(file: FileMeta, key: Buffer): boolean {
-  return Buffer.compare(key, file.smallestKey) >= 0 && Buffer.compare(key, file.largestKey) <= 0;
+  return compareKeys(key, file.smallestKey) >= 0 && compareKeys(key, file.largestKey) <= 0;
 }
 
 /** The table of a sorted, non-overlapping level whose range holds `key`. */
@@ -332,7 +332,7 @@ function findFile(files: readonly FileMeta[], key: Buffer): FileMeta | undefined
   let high = files.length;
   while (low < high) {
     const middle = (low + high) >>> 1;
-    if (Buffer.compare(files[middle]!.largestKey, key) < 0) low = middle + 1;
+    if (compareKeys(files[middle]!.largestKey, key) < 0) low = middle + 1;
     else high = middle;
   }
   const file = files[low];

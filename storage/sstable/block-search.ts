@@ -92,7 +92,7 @@ export function checkStructure(data: Buffer, lastKey: Buffer, lastLsn: number, w
     offset = cursor.end;
   }
   if (nextRestart !== count || count === 0) throw corruption(`${what}: restart array does not match the entries`);
-  if (cursor.lsn !== lastLsn || keyLength !== lastKey.length || scratch.compare(lastKey, 0, lastKey.length, 0, keyLength) !== 0) {
+  if (cursor.lsn !== lastLsn || compareRange(scratch, 0, keyLength, lastKey) !== 0) {
     throw corruption(`${what}: last entry differs from the index`);
   }
 }
@@ -118,14 +118,30 @@ function rebuildKey(data: Buffer): number {
     scratch.copy(grown, 0, 0, cursor.shared);
     scratch = grown;
   }
-  data.copy(scratch, cursor.shared, cursor.delta, cursor.delta + cursor.nonShared);
+  const { shared, delta, nonShared } = cursor;
+  if (nonShared > LOOP_BYTES_MAX) data.copy(scratch, shared, delta, delta + nonShared);
+  else for (let i = 0; i < nonShared; i++) scratch[shared + i] = data[delta + i]!;
   return length;
+}
+
+/** Keys up to this long are copied and compared in a loop: a native call costs more (measured). */
+const LOOP_BYTES_MAX = 64;
+
+/** Bytewise order of a[aStart, aStart + aLength) against key (negative: a sorts first). */
+function compareRange(a: Buffer, aStart: number, aLength: number, key: Buffer): number {
+  const length = aLength < key.length ? aLength : key.length;
+  if (length > LOOP_BYTES_MAX) return a.compare(key, 0, key.length, aStart, aStart + aLength);
+  for (let i = 0; i < length; i++) {
+    const difference = a[aStart + i]! - key[i]!;
+    if (difference !== 0) return difference;
+  }
+  return aLength - key.length;
 }
 
 /** Internal order of the restart entry at `offset` against (key, lsn): key ascending, LSN descending. */
 function compareRestart(data: Buffer, offset: number, key: Buffer, lsn: number): number {
   cursor.read(data, offset);
-  const byKey = data.compare(key, 0, key.length, cursor.delta, cursor.delta + cursor.nonShared);
+  const byKey = compareRange(data, cursor.delta, cursor.nonShared, key);
   return byKey !== 0 ? byKey : lsn - cursor.lsn;
 }
 
@@ -147,7 +163,7 @@ export function searchBlock(data: Buffer, key: Buffer, lsn: number): Entry | und
   while (offset < entriesEnd) {
     cursor.read(data, offset);
     const keyLength = rebuildKey(data);
-    const byKey = scratch.compare(key, 0, key.length, 0, keyLength);
+    const byKey = compareRange(scratch, 0, keyLength, key);
     if (byKey > 0) return undefined; // Past the key: it is not in this block.
     if (byKey === 0 && cursor.lsn <= lsn) {
       const valueStart = cursor.delta + cursor.nonShared;
