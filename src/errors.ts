@@ -40,6 +40,8 @@ export const DocketErrorCode = {
   CLOSED: 'DOCKET_ERR_CLOSED',
   /** An argument outside its documented range (a bad option, a bad cursor...). */
   INVALID_ARGUMENT: 'DOCKET_ERR_INVALID_ARGUMENT',
+  /** A document names the same top-level field twice. */
+  DOCUMENT_FIELD_DUPLICATE: 'DOCKET_ERR_DOCUMENT_FIELD_DUPLICATE',
   // ---- the HTTP layer's own ----
   /** A request body that is not what its media type promises: bad JSON, invalid UTF-8, a bad NDJSON line. */
   BODY_INVALID: 'DOCKET_ERR_BODY_INVALID',

@@ -28,6 +28,7 @@ export const STATUS_OF: Readonly<Record<DocketErrorCode, number>> = {
   [DocketErrorCode.READ_ONLY]: 503,
   [DocketErrorCode.CLOSED]: 503,
   [DocketErrorCode.INVALID_ARGUMENT]: 400,
+  [DocketErrorCode.DOCUMENT_FIELD_DUPLICATE]: 400,
   [DocketErrorCode.BODY_INVALID]: 400,
   [DocketErrorCode.UNSUPPORTED_MEDIA_TYPE]: 415,
   [DocketErrorCode.ROUTE_NOT_FOUND]: 404,
