@@ -4,7 +4,9 @@ import type { FastifyPluginAsync } from 'fastify';
 import type { CollectionOptions } from '../src/catalog.js';
 import { DocketError, DocketErrorCode } from '../src/errors.js';
 import type { Docket } from '../src/http/context.js';
+import { JsonText } from '../src/documents/json-text.js';
 import { isPlainObject } from '../src/documents/merge-patch.js';
+import { parseJson } from '../src/http/json.js';
 
 const DEFINITION_KEYS = new Set(['schema', 'columns', 'fieldFamiliesMax']);
 
@@ -34,9 +36,10 @@ export const collectionRoutes: FastifyPluginAsync<{ docket: Docket }> = async (a
 };
 
 /** The optional body of a create: `{schema?, columns?, fieldFamiliesMax?}` and nothing else. */
-function definitionOf(body: unknown, type: string | undefined): CollectionOptions {
-  if (body === undefined && type !== undefined) throw new DocketError(DocketErrorCode.UNSUPPORTED_MEDIA_TYPE, `a collection definition must be application/json, not ${type}`);
-  if (body === undefined) return {};
+function definitionOf(text: unknown, type: string | undefined): CollectionOptions {
+  if (text === undefined && type !== undefined) throw new DocketError(DocketErrorCode.UNSUPPORTED_MEDIA_TYPE, `a collection definition must be application/json, not ${type}`);
+  if (text === undefined) return {};
+  const body = text instanceof JsonText ? parseJson(text.bytes) : text;
   if (!isPlainObject(body)) throw new DocketError(DocketErrorCode.COLLECTION_DEFINITION_INVALID, 'a collection definition is a JSON object {schema?, columns?, fieldFamiliesMax?}');
   const unknown = Object.keys(body).filter((key) => !DEFINITION_KEYS.has(key));
   if (unknown.length > 0) throw new DocketError(DocketErrorCode.COLLECTION_DEFINITION_INVALID, `unknown key ${JSON.stringify(unknown[0])} in a collection definition; it takes schema, columns and fieldFamiliesMax`);

@@ -7,7 +7,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { DocketError, DocketErrorCode } from '../src/errors.js';
 import type { Docket } from '../src/http/context.js';
 import { generateId } from '../src/http/ids.js';
-import { etag, jsonBody, matches, parseTagList, parseWeakTagList } from '../src/http/request.js';
+import { etag, ignoredBody, jsonBody, matches, parseTagList, parseWeakTagList } from '../src/http/request.js';
 import * as limits from '../src/limits.js';
 import type { WriteConditions, WriteResult } from '../src/store.js';
 
@@ -71,6 +71,7 @@ export const documentRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app
 
   app.delete<{ Params: DocumentParams }>('/collections/:collection/docs/:id', { schema: { params: documentParams } }, async (request, reply) => {
     const { collection, id } = request.params;
+    ignoredBody(request);
     const result = await docket.store.delete(collection, id, writeConditions(request, false));
     return written(reply, collection, result, 200);
   });

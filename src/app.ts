@@ -8,7 +8,8 @@ import * as path from 'node:path';
 import { DEFAULTS, type Config } from './config.js';
 import { Docket } from './http/context.js';
 import { clientErrorHandler, frameworkErrorHandler, installErrorHandlers } from './http/errors.js';
-import { JSON_MEDIA_TYPES, NDJSON_MEDIA_TYPE, parseJson } from './http/json.js';
+import { JSON_MEDIA_TYPES, NDJSON_MEDIA_TYPE } from './http/json.js';
+import { JsonText } from './documents/json-text.js';
 import * as limits from './limits.js';
 import { DocumentStore, type StoreOptions } from './store.js';
 import { statusRoutes } from '../routes/status.js';
@@ -74,13 +75,9 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
 
   installErrorHandlers(app);
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser([...JSON_MEDIA_TYPES], { parseAs: 'buffer' }, (_request, body, done) => {
-    try {
-      done(null, parseJson(body as Buffer));
-    } catch (error) {
-      done(error as Error, undefined);
-    }
-  });
+  // JSON bodies stay bytes: a document is checked and split by the byte scanner where it is
+  // used, so its values are stored as sent; other routes parse them (parseJson) themselves.
+  app.addContentTypeParser([...JSON_MEDIA_TYPES], { parseAs: 'buffer' }, (_request, body, done) => done(null, new JsonText(body as Buffer)));
   // NDJSON is streamed by the bulk route itself (request.raw); the body is left unread here.
   app.addContentTypeParser(NDJSON_MEDIA_TYPE, (_request, _payload, done) => done(null, undefined));
 

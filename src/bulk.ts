@@ -16,10 +16,9 @@
 
 import type { Readable } from 'node:stream';
 import { DocketError, DocketErrorCode } from './errors.js';
-import { isPlainObject } from './documents/merge-patch.js';
+import { fieldsOf, JsonText } from './documents/json-text.js';
 import { limit } from './documents/validate.js';
 import { generateId } from './http/ids.js';
-import { parseJson } from './http/json.js';
 import * as limits from './limits.js';
 import { PartialLine } from './partial-line.js';
 import type { CheckedPut, DocumentStore } from './store.js';
@@ -78,6 +77,7 @@ const LINE_CODES: ReadonlySet<string> = new Set([
   DocketErrorCode.DOCUMENT_SCHEMA,
   DocketErrorCode.ID_INVALID,
   DocketErrorCode.FIELD_NAME_INVALID,
+  DocketErrorCode.DOCUMENT_FIELD_DUPLICATE,
 ]);
 
 const NEWLINE = 0x0a;
@@ -233,13 +233,12 @@ class BulkLoad {
   private parse(line: Line): CheckedPut {
     const what = `line ${line.number}`;
     if (!('bytes' in line)) throw limit(`${what} is longer than ${this.options.lineBytesMax} bytes`);
-    const document = parseJson(line.bytes, what);
-    if (!isPlainObject(document)) throw new DocketError(DocketErrorCode.DOCUMENT_INVALID, `${what} is not a JSON object`);
+    const document = new JsonText(line.bytes, what);
+    const fields = fieldsOf(document, `${what} is not a JSON object`);
     const { collection, idField } = this.options;
-    // Own properties only: an id field named "__proto__" must not read the prototype.
-    const id = Object.hasOwn(document, idField) ? document[idField] : generateId();
-    if (typeof id !== 'string') throw new DocketError(DocketErrorCode.ID_INVALID, `${what}: the id field ${JSON.stringify(idField)} must hold a string, not ${id === null ? 'null' : typeof id}`);
-    return this.store.checkPut(collection, id, document);
+    const at = fields.names.indexOf(idField);
+    const id = at < 0 ? generateId() : idOf(fields.values[at]!, what, idField);
+    return this.store.checkPut(collection, id, document, fields);
   }
 
   private refuse(line: number, error: DocketError): void {
@@ -314,6 +313,13 @@ class BulkLoad {
     const { lines, stored, failed, tsn, errors } = this;
     return { lines, stored, failed, tsn, errors: [...errors], errorsTruncated: failed > errors.length };
   }
+}
+
+/** The id a line's id field holds: a JSON string, decoded. */
+function idOf(value: Buffer, what: string, idField: string): string {
+  const id: unknown = JSON.parse(value.toString('utf8'));
+  if (typeof id !== 'string') throw new DocketError(DocketErrorCode.ID_INVALID, `${what}: the id field ${JSON.stringify(idField)} must hold a string, not ${id === null ? 'null' : Array.isArray(id) ? 'object' : typeof id}`);
+  return id;
 }
 
 /** Whitespace only (JSON's: space, tab, CR); such a line is skipped and not counted. */

@@ -14,6 +14,7 @@ import { decodeHeader } from './documents/header.js';
 import { CATALOG_FAMILY, familyName, fieldKey, metaFamily, metaKey } from './documents/keys.js';
 import { isPlainObject, mergePatch, setOwn } from './documents/merge-patch.js';
 import { checkCollectionName, checkId, documentFields, limit, type FieldList } from './documents/validate.js';
+import { fieldsOf, JsonText, mergeFields, textOf } from './documents/json-text.js';
 import { EpochKeeper, type EpochStats } from './epochs.js';
 import * as limits from './limits.js';
 import { ORIGIN, replay, type ReplayReport } from './recovery.js';
@@ -313,24 +314,37 @@ export class DocumentStore {
    * deletes of a replaced document's old fields, 24 bytes each at most). Bulk loads use it to
    * refuse bad lines one by one and batch only good ones.
    */
-  checkPut(collection: string, id: string, document: unknown): CheckedPut {
+  checkPut(collection: string, id: string, document: unknown, fields?: FieldList): CheckedPut {
     this.checkOpen();
-    const checked = this.check({ op: 'put', collection, id, document });
+    // `fields`: the document's, when the caller has scanned its text already (bulk lines).
+    const operation = { op: 'put' as const, collection, id, document };
+    const checked = fields === undefined ? this.check(operation) : { collection: this.target(collection, id), operation, fields };
     this.validate(checked.collection, document);
     return new CheckedPut({ ...checked, validated: true }, writeBytesBound(id, checked.fields!.names, checked.fields!.values, checked.fields!.names.length));
   }
 
   /** Checks what needs no state: names, ids, the document's shape and limits. */
   private check(operation: BatchOperation): Checked {
-    const collection = this.collection(operation.collection);
-    checkId(operation.id);
+    const collection = this.target(operation.collection, operation.id);
     const { ifRevision } = operation;
     if (ifRevision !== undefined && !(Number.isSafeInteger(ifRevision) && ifRevision >= 0)) {
       throw new DocketError(DocketErrorCode.INVALID_ARGUMENT, `ifRevision must be a revision (a TSN, an integer), got ${String(ifRevision)}`);
     }
-    if (operation.op === 'put') return { collection, operation, fields: documentFields(operation.document) };
-    if (operation.op === 'patch' && !isPlainObject(operation.patch)) throw new DocketError(DocketErrorCode.DOCUMENT_INVALID, 'a merge patch must be a JSON object');
+    if (operation.op === 'put') {
+      const { document } = operation;
+      return { collection, operation, fields: document instanceof JsonText ? fieldsOf(document) : documentFields(document) };
+    }
+    const notObject = 'a merge patch must be a JSON object';
+    if (operation.op === 'patch' && operation.patch instanceof JsonText) return { collection, operation, fields: fieldsOf(operation.patch, notObject) };
+    if (operation.op === 'patch' && !isPlainObject(operation.patch)) throw new DocketError(DocketErrorCode.DOCUMENT_INVALID, notObject);
     return { collection, operation, fields: undefined };
+  }
+
+  /** The collection a write names, with its id checked. */
+  private target(collection: string, id: string): Collection {
+    const target = this.collection(collection);
+    checkId(id);
+    return target;
   }
 
   private async plan(checked: readonly Checked[]): Promise<{ planned: PlannedOperation[]; created: boolean[] }> {
@@ -367,9 +381,7 @@ export class DocumentStore {
     if (!live) throw new DocketError(DocketErrorCode.DOCUMENT_NOT_FOUND, `no document ${JSON.stringify(id)} in ${collection.name}`);
     if (operation.op === 'delete') return { ...base, action: 'delete', deleted: true, fieldNames: [], values: [], putNames: [], putValues: [], deletes: state.fieldNames };
     const current = await this.withValues(collection, id, state);
-    const document = mergePatch(parseFields(current), operation.patch);
-    this.validate(collection, document);
-    const next = replacement(current.fieldNames, documentFields(document));
+    const next = replacement(current.fieldNames, this.patched(collection, current, operation.patch, fields));
     // Only the fields whose text changed are written.
     const before = new Map(current.fieldNames.map((name, i) => [name, current.values[i]!]));
     const putNames: string[] = [];
@@ -382,8 +394,23 @@ export class DocumentStore {
     return { ...base, action: 'patch', deleted: false, ...next, putNames, putValues };
   }
 
+  /** The fields a patch leaves, checked against the schema. */
+  private patched(collection: Collection, current: DocumentState, patch: unknown, patchFields: FieldList | undefined): FieldList {
+    const values = current.values as readonly Buffer[]; // withValues filled every one.
+    if (patch instanceof JsonText) {
+      const merged = mergeFields(current.fieldNames, values, patchFields!);
+      if (collection.validate) this.validate(collection, JSON.parse(textOf(merged)));
+      return merged;
+    }
+    const document = mergePatch(parseFields(current), patch);
+    this.validate(collection, document);
+    return documentFields(document);
+  }
+
+  /** Holds a document (a value, or JSON text parsed only when the collection has a schema) to the schema. */
   private validate(collection: Collection, document: unknown): void {
-    if (!collection.validate || collection.validate(document)) return;
+    if (!collection.validate) return;
+    if (collection.validate(document instanceof JsonText ? document.value() : document)) return;
     const detail = (collection.validate.errors ?? []).slice(0, 3).map((e) => `${e.instancePath || '/'} ${e.message ?? 'is invalid'}`).join('; ');
     throw new DocketError(DocketErrorCode.DOCUMENT_SCHEMA, `the document does not satisfy the schema of ${collection.name}: ${detail}`);
   }
@@ -548,7 +575,7 @@ export class DocumentStore {
 interface Checked {
   readonly collection: Collection;
   readonly operation: BatchOperation;
-  /** A put's fields as JSON text. */
+  /** A put's fields as JSON text, or a patch's when it came as text. */
   readonly fields: FieldList | undefined;
   /** A put already held to the collection's schema (by checkPut). */
   readonly validated?: boolean;

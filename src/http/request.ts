@@ -2,14 +2,26 @@
 // revision as an ETag and preconditions from If-Match / If-None-Match.
 
 import type { FastifyRequest } from 'fastify';
+import { fieldsOf, JsonText } from '../documents/json-text.js';
 import { DocketError, DocketErrorCode } from '../errors.js';
+import { parseJson } from './json.js';
 
-/** The parsed JSON body, or a 400/415 that says what was wrong with it. */
+/**
+ * The JSON body of a document write, scanned (so every fault of the body itself, from its
+ * UTF-8 to its field names and size, is answered before anything else is looked at), or a
+ * 400/415 that says what was wrong with it.
+ */
 export function jsonBody(request: FastifyRequest, what: string): unknown {
+  if (request.body instanceof JsonText) fieldsOf(request.body, `${what} must be a JSON object`);
   if (request.body !== undefined) return request.body;
   const type = request.headers['content-type'];
   if (type !== undefined) throw new DocketError(DocketErrorCode.UNSUPPORTED_MEDIA_TYPE, `${what} must be application/json, not ${type}`);
   throw new DocketError(DocketErrorCode.BODY_INVALID, `${what} is missing (send it as application/json)`);
+}
+
+/** A body a route does not use must still be what its media type says (a broken one is 400). */
+export function ignoredBody(request: FastifyRequest): void {
+  if (request.body instanceof JsonText) parseJson(request.body.bytes);
 }
 
 export function etag(revision: number): string {

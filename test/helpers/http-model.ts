@@ -388,14 +388,13 @@ export class HttpModel {
     const parsed = parseBody(request.body);
     if ('refusal' in parsed) return parsed.refusal;
     if (method !== 'DELETE' && parsed.value === undefined) return refusal(CODE.BODY_INVALID);
+    // The body is read whole first: its shape and names, as well as its syntax, come before the rest.
+    if (method !== 'DELETE' && documentFault(parsed.value)) return refusal(documentFault(parsed.value)!);
     const { ifMatch, ifNoneMatch } = request.conditions;
     if ((ifMatch && 'garbage' in ifMatch) || (ifNoneMatch && 'garbage' in ifNoneMatch)) return refusal(CODE.INVALID_ARGUMENT);
     const state = this.states.get(collection);
     if (!state) return refusal(CODE.COLLECTION_NOT_FOUND);
     if (idFault(id)) return refusal(idFault(id)!);
-    // The document's shape is checked before the preconditions, whatever their form.
-    if (method === 'PUT' && documentFault(parsed.value)) return refusal(documentFault(parsed.value)!);
-    if (method === 'PATCH' && !isObject(parsed.value)) return refusal(CODE.DOCUMENT_INVALID);
     const current = this.store.collections.get(collection)!.documents.get(id);
     const revision = current?.revision;
     const holds = (ifMatch === undefined || tagsMatch(ifMatch, revision, false)) && (ifNoneMatch === undefined || !tagsMatch(ifNoneMatch, revision, false));
@@ -423,9 +422,9 @@ export class HttpModel {
     const parsed = parseBody(body);
     if ('refusal' in parsed) return parsed.refusal;
     if (parsed.value === undefined) return refusal(CODE.BODY_INVALID);
+    if (documentFault(parsed.value)) return refusal(documentFault(parsed.value)!);
     const state = this.states.get(collection);
     if (!state) return refusal(CODE.COLLECTION_NOT_FOUND);
-    if (documentFault(parsed.value)) return refusal(documentFault(parsed.value)!);
     const document = normal(parsed.value as JsonObject);
     if (state.definition.accepts && !state.definition.accepts(document)) return refusal(CODE.DOCUMENT_SCHEMA);
     const tsn = this.tsn + 1;
