@@ -73,7 +73,7 @@ export const DOCUMENT_CACHE_SLOT_OVERHEAD_BYTES = 160;
 /** Transactions between sequencing and acknowledgement before new writes wait. */
 export const TRANSACTIONS_IN_FLIGHT_MAX = 4096;
 /** Memtable size of each column family the document layer creates. */
-export const MEMTABLE_SIZE_BYTES_DEFAULT = 4 * 1024 * 1024; // Per family: a collection has up to 34.
+export const MEMTABLE_SIZE_BYTES_DEFAULT = 16 * 1024 * 1024; // Per family: a collection has meta + 4 field families by default (at most 34).
 /** A family whose flush flag lags the binlog's end by more than this is flushed on purpose. */
 export const EPOCH_LAG_BYTES_MAX = 256 * 1024 * 1024;
 /** ... or whose flag is older than this. */

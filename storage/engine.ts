@@ -12,7 +12,7 @@ import { pickCompaction, pickWholeLevel, type CompactionPick, type PickerConfig 
 import { InlineRunner, WorkerRunner, workerAvailable, type JobRunner } from './compaction/job-runner.js';
 import { encodeEntries, type CompactionJob, type FlushJob } from './compaction/table-job.js';
 import { EngineWal, readWalFile, walName, WAL_NAME_PATTERN } from './wal/engine-wal.js';
-import type { EntryKind } from './entry.js';
+import { compareKeys, type EntryKind } from './entry.js';
 import { corruption, invalidArgument, StorageError, StorageErrorCode } from './errors.js';
 import { RealFileSystem, type FileSystem } from './file-system.js';
 import * as limits from './limits.js';
@@ -608,7 +608,7 @@ export class EngineCore {
   protected async compact(family: ColumnFamily, pick: CompactionPick): Promise<void> {
     const version = this.acquireVersion(family);
     try {
-      if (pick.level > 0 && pick.inputs.length === 1 && pick.nextInputs.length === 0) return await this.trivialMove(family, pick);
+      if (movable(pick)) return await this.trivialMove(family, pick);
       const outputLevel = pick.level + 1;
       const inputBytes = [...pick.inputs, ...pick.nextInputs].reduce((sum, file) => sum + file.sizeBytes, 0);
       const files = await this.buildTables({
@@ -644,13 +644,13 @@ export class EngineCore {
     for (const file of files) this.counters.bytesCompaction += file.sizeBytes;
   }
 
+  /** Moves the inputs one level down as they are: one manifest edit, no table rewritten. */
   private async trivialMove(family: ColumnFamily, pick: CompactionPick): Promise<void> {
-    const file = pick.inputs[0]!;
     await this.logEdit({
-      deletedFiles: [{ familyId: family.id, level: pick.level, number: file.number }],
-      addedFiles: [{ familyId: family.id, level: pick.level + 1, file }],
+      deletedFiles: pick.inputs.map((file) => ({ familyId: family.id, level: pick.level, number: file.number })),
+      addedFiles: pick.inputs.map((file) => ({ familyId: family.id, level: pick.level + 1, file })),
     });
-    family.compactPointers[pick.level] = file.largestKey;
+    family.compactPointers[pick.level] = pick.inputs[pick.inputs.length - 1]!.largestKey;
     this.installVersion(family);
     this.counters.trivialMoves++;
   }
@@ -794,4 +794,17 @@ function mostUrgentFlush(families: Iterable<ColumnFamily>): ColumnFamily | undef
     if (!best || family.imm.length > best.imm.length || (family.imm.length === best.imm.length && family.imm[0]!.lsnMin < best.imm[0]!.lsnMin)) best = family;
   }
   return best;
+}
+
+/**
+ * Whether a compaction may move its inputs down without rewriting them: they overlap nothing in
+ * the next level and (L0 files may overlap each other) nothing among themselves. A load of
+ * ascending keys flushes tables that always pass, so it rewrites (almost) nothing.
+ */
+function movable(pick: CompactionPick): boolean {
+  if (pick.nextInputs.length > 0) return false;
+  if (pick.level > 0) return pick.inputs.length === 1;
+  const sorted = [...pick.inputs].sort((a, b) => compareKeys(a.smallestKey, b.smallestKey));
+  for (let i = 1; i < sorted.length; i++) if (compareKeys(sorted[i - 1]!.largestKey, sorted[i]!.smallestKey) >= 0) return false;
+  return true;
 }
