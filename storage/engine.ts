@@ -722,7 +722,10 @@ export class EngineCore {
     const hadData = families.filter((family) => !family.mem.empty || family.imm.length > 0);
     for (const family of hadData) if (!family.mem.empty) this.switchMemtable(family);
     await this.waitForFlushes(hadData);
-    for (const family of families) if (!hadData.includes(family)) await this.advanceIdleFlag(family);
+    // Every family now empty, flushed here or idle, is persisted through the last tagged batch.
+    // NB: a flushed family's flag names its memtable's last batch, which may be far back (the
+    // catalog's last field assignment): left there, it held the next open's replay back to it.
+    for (const family of families) await this.advanceIdleFlag(family);
   }
 
   private async waitForFlushes(families: ColumnFamily[]): Promise<void> {
