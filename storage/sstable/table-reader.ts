@@ -81,6 +81,13 @@ export class TableReader {
     return searchBlock(await this.readDataBlock(blockIndex), key, snapshotLsn);
   }
 
+  /** The data block that holds `key`'s answer at snapshotLsn, or -1 when the table certainly lacks it. */
+  locate(key: Buffer, snapshotLsn: number): number {
+    if (!this.mayContain(key)) return -1;
+    const blockIndex = lowerBoundInternal(this.index.entries, key, snapshotLsn);
+    return blockIndex === this.blockCount ? -1 : blockIndex;
+  }
+
   /** As get, from the cache only: NOT_CACHED when the block that would answer is not cached. */
   getCached(key: Buffer, snapshotLsn: number): Entry | undefined | typeof NOT_CACHED {
     if (!this.mayContain(key)) return undefined;
