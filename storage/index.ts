@@ -11,4 +11,4 @@ export * as limits from './limits.js';
 // The record framing, for the document layer's binlog (see storage/log/FORMAT.md).
 export { LogReader, type LogEndStatus, type LogReaderOptions, type LogRecord } from './log/log-reader.js';
 export { LogWriter, type LogWriterOptions } from './log/log-writer.js';
-export { ByteReader, ByteWriter } from './util/coding.js';
+export { ByteReader, ByteWriter, writeVarint } from './util/coding.js';

@@ -10,6 +10,8 @@
 // A collection's id is the TSN that created it, so a dropped and re-created name never meets
 // its old families. Family 0 of a collection is its meta family, 1 its overflow family.
 
+import { writeVarint } from '../../storage/index.js';
+
 export const CATALOG_FAMILY = 'catalog';
 export const META_FAMILY_NUMBER = 0;
 export const OVERFLOW_FAMILY_NUMBER = 1;
@@ -47,13 +49,7 @@ export function fieldKey(id: string, fieldNumber: number): Buffer {
   const key = Buffer.allocUnsafe(idBytes + 1 + varintBytes(fieldNumber));
   key.write(id, 0, idBytes, 'utf8');
   key[idBytes] = 0;
-  let offset = idBytes + 1;
-  let rest = fieldNumber;
-  while (rest >= 0x80) {
-    key[offset++] = (rest % 0x80) | 0x80; // The varint of storage/util/coding.ts, byte for byte.
-    rest = Math.floor(rest / 0x80);
-  }
-  key[offset] = rest;
+  writeVarint(key, idBytes + 1, fieldNumber);
   return key;
 }
 

@@ -11,7 +11,7 @@
 // key arena from the record's own bytes (the id's UTF-8 and the field number's varint), and
 // each value is a range of the record, so no object is made per field.
 
-import { ByteReader, StorageError, StorageErrorCode, type WriteBatch } from '../../storage/index.js';
+import { ByteReader, StorageError, StorageErrorCode, writeVarint, type WriteBatch } from '../../storage/index.js';
 import { CATALOG_FAMILY, collectionKey, familyName, fieldAssignmentKey, metaFamily } from './keys.js';
 import { HEADER_VERSION, FLAG_DELETED } from './header.js';
 import { KIND_CREATE, KIND_DROP, KIND_WRITE, RECORD_VERSION } from './record.js';
@@ -121,16 +121,6 @@ function encodeHeaderFrom(revision: number, deleted: boolean, count: number, dat
   at = writeVarint(header, at, count);
   data.copy(header, at, start, end);
   return header.subarray(0, at + end - start);
-}
-
-function writeVarint(target: Buffer, at: number, value: number): number {
-  let rest = value;
-  while (rest >= 0x80) {
-    target[at++] = (rest % 0x80) | 0x80;
-    rest = Math.floor(rest / 0x80);
-  }
-  target[at++] = rest;
-  return at;
 }
 
 function addFamily(outline: Outline, name: string): void {

@@ -48,12 +48,7 @@ export class ByteWriter {
     }
     if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`varint out of range: ${value}`);
     this.reserve(8);
-    let v = value;
-    while (v >= 0x80) {
-      this.buffer[this.length++] = (v % 0x80) | 0x80;
-      v = Math.floor(v / 0x80);
-    }
-    this.buffer[this.length++] = v;
+    this.length = writeVarint(this.buffer, this.length, value);
     return this;
   }
 
@@ -97,6 +92,22 @@ export class ByteWriter {
   reset(): void {
     this.length = 0;
   }
+}
+
+/**
+ * Writes `value` as a varint (7 bits a byte, low first) at target[at] and returns the offset
+ * after it: every varint the code writes goes through here. REQUIRES: a safe non-negative
+ * integer and room for 8 bytes.
+ */
+export function writeVarint(target: Uint8Array, at: number, value: number): number {
+  let offset = at;
+  let rest = value;
+  while (rest >= 0x80) {
+    target[offset++] = (rest % 0x80) | 0x80;
+    rest = Math.floor(rest / 0x80);
+  }
+  target[offset++] = rest;
+  return offset;
 }
 
 /** A cursor over bytes read from disk; every read checks bounds and throws CORRUPTION. */
