@@ -14,11 +14,11 @@
 import { invalidArgument } from './errors.js';
 import { EntryKind } from './entry.js';
 import { BATCH_ITEMS_MAX, KEY_SIZE_BYTES_MAX, VALUE_SIZE_BYTES_MAX } from './limits.js';
+import { copyRange } from './util/bytes.js';
 import { writeVarint } from './util/coding.js';
 
 const EMPTY = Buffer.alloc(0);
 const ITEMS_INITIAL = 64;
-const LOOP_COPY_BYTES_MAX = 64;
 const KEY_ARENA_BYTES_INITIAL = 4 * 1024;
 /** Accounting per item beyond its key and value bytes, as memtables and WALs see it. */
 const ITEM_OVERHEAD_BYTES = 16;
@@ -60,12 +60,7 @@ export class WriteBatch {
   keyBytes(source: Uint8Array, start = 0, end = source.length): this {
     const length = end - start;
     this.reserveKey(length);
-    const arena = this.keyArena;
-    const at = this.keyUsed;
-    // Keys are short: a loop beats a native copy's call cost (a replay profile had Buffer.copy at ~40% of translation).
-    if (length <= LOOP_COPY_BYTES_MAX) for (let i = 0; i < length; i++) arena[at + i] = source[start + i]!;
-    else if (Buffer.isBuffer(source)) source.copy(arena, at, start, end); // No view made.
-    else arena.set(source.subarray(start, end), at);
+    copyRange(source, start, length, this.keyArena, this.keyUsed);
     this.keyUsed += length;
     return this;
   }

@@ -4,6 +4,7 @@
 
 import { DocketError, DocketErrorCode } from '../errors.js';
 import * as limits from '../limits.js';
+import { assemble } from './assemble.js';
 import { FieldScan, mergePatchBytes, scanDocument } from './scanner.js';
 import { limit, type FieldList } from './validate.js';
 
@@ -79,7 +80,5 @@ export function mergeFields(names: readonly string[], values: readonly Buffer[],
 
 /** `{"name":value,...}` of a field list, as a string (for a JavaScript value where one is needed). */
 export function textOf(fields: FieldList): string {
-  let text = '{';
-  fields.names.forEach((name, i) => (text += `${i > 0 ? ',' : ''}${JSON.stringify(name)}:${fields.values[i]!.toString('utf8')}`));
-  return text + '}';
+  return assemble(fields.names.map((name, i) => [name, fields.values[i]!]));
 }

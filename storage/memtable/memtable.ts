@@ -42,13 +42,12 @@
 
 import type { Entry, EntryKind } from '../entry.js';
 import type { InternalIterator } from '../iterator.js';
+import { compareRanges, copyRange } from '../util/bytes.js';
 
 const HEIGHT_MAX = 20;
 /** Older versions a point read walks from a key's newest node before it searches the list instead. */
 const VERSIONS_WALKED_MAX = 8;
 const PREFIX_BYTES = 6;
-/** As in compareKeys (entry.ts): longer keys compare faster in C++. */
-const LOOP_COMPARE_BYTES_MAX = 64;
 
 const ARENA_CHUNK_BYTES_MIN = 4 * 1024;
 const ARENA_CHUNK_BYTES_MAX = 256 * 1024; // At most 6% of a 4 MiB memtable left unused.
@@ -281,7 +280,7 @@ export class Memtable {
     if (nodePrefix !== prefix) return nodePrefix - prefix;
     const at = node * NODE_INTS;
     const chunk = this.arena.chunks[this.ints[at + CHUNK]!]!;
-    const byKey = compareBytes(chunk, this.ints[at + OFFSET]!, this.ints[at + KEY_LENGTH]!, key, keyStart, keyLength, PREFIX_BYTES);
+    const byKey = compareRanges(chunk, this.ints[at + OFFSET]!, this.ints[at + KEY_LENGTH]!, key, keyStart, keyLength, PREFIX_BYTES);
     return byKey !== 0 ? byKey : lsn - this.lsnOf(node);
   }
 
@@ -331,7 +330,7 @@ export class Memtable {
     const { ints } = this;
     const at = node * NODE_INTS;
     if (ints[at + HASH] !== hash || ints[at + KEY_LENGTH] !== keyLength) return false;
-    return compareBytes(this.arena.chunks[ints[at + CHUNK]!]!, ints[at + OFFSET]!, keyLength, key, keyStart, keyLength, 0) === 0;
+    return compareRanges(this.arena.chunks[ints[at + CHUNK]!]!, ints[at + OFFSET]!, keyLength, key, keyStart, keyLength) === 0;
   }
 
   private growIndex(): void {
@@ -377,8 +376,8 @@ class Arena {
     const bytes = keyLength + valueLength;
     this.place(bytes);
     const chunk = this.chunks[this.lastChunk]!;
-    copyBytes(keySource, keyStart, keyLength, chunk, this.lastOffset);
-    copyBytes(valueSource, valueStart, valueLength, chunk, this.lastOffset + keyLength);
+    copyRange(keySource, keyStart, keyLength, chunk, this.lastOffset);
+    copyRange(valueSource, valueStart, valueLength, chunk, this.lastOffset + keyLength);
     this.sizeBytes += bytes;
   }
 
@@ -402,33 +401,11 @@ class Arena {
   }
 }
 
-/** Short copies in a loop: a native copy costs more than a key's few bytes (most keys are < 32). */
-const LOOP_COPY_BYTES_MAX = 32;
-
-function copyBytes(source: Buffer, start: number, length: number, target: Buffer, at: number): void {
-  if (length > LOOP_COPY_BYTES_MAX) source.copy(target, at, start, start + length);
-  else for (let i = 0; i < length; i++) target[at + i] = source[start + i]!;
-}
-
 /** The first PREFIX_BYTES key bytes as a number (missing bytes count as zero). */
 function keyPrefix(key: Buffer, start: number, length: number): number {
   let prefix = 0;
   for (let i = 0; i < PREFIX_BYTES; i++) prefix = prefix * 256 + (i < length ? key[start + i]! : 0);
   return prefix;
-}
-
-/**
- * Bytewise order of the arena key at chunk[offset, offset + length) against `key`, from byte
- * `from` on (callers that know the first bytes equal skip them), as compareKeys does.
- */
-function compareBytes(chunk: Buffer, offset: number, length: number, key: Buffer, keyStart: number, keyLength: number, from: number): number {
-  const shorter = length < keyLength ? length : keyLength;
-  if (shorter > LOOP_COMPARE_BYTES_MAX) return chunk.compare(key, keyStart, keyStart + keyLength, offset, offset + length);
-  for (let i = from; i < shorter; i++) {
-    const difference = chunk[offset + i]! - key[keyStart + i]!;
-    if (difference !== 0) return difference;
-  }
-  return length - keyLength;
 }
 
 /** FNV-1a over the bytes, then murmur3's finalizer: FNV alone mixes the low bits (the slot) poorly. */

@@ -6,6 +6,7 @@
 
 import { EntryKind, type Entry } from '../entry.js';
 import { corruption } from '../errors.js';
+import { compareRanges, copyRange } from '../util/bytes.js';
 
 /** Where a block's restart array begins and how many restarts it holds; checked at load. */
 function restartsOf(data: Buffer): { count: number; at: number } {
@@ -118,24 +119,13 @@ function rebuildKey(data: Buffer): number {
     scratch.copy(grown, 0, 0, cursor.shared);
     scratch = grown;
   }
-  const { shared, delta, nonShared } = cursor;
-  if (nonShared > LOOP_BYTES_MAX) data.copy(scratch, shared, delta, delta + nonShared);
-  else for (let i = 0; i < nonShared; i++) scratch[shared + i] = data[delta + i]!;
+  copyRange(data, cursor.delta, cursor.nonShared, scratch, cursor.shared);
   return length;
 }
 
-/** Keys up to this long are copied and compared in a loop: a native call costs more (measured). */
-const LOOP_BYTES_MAX = 64;
-
 /** Bytewise order of a[aStart, aStart + aLength) against key (negative: a sorts first). */
 function compareRange(a: Buffer, aStart: number, aLength: number, key: Buffer): number {
-  const length = aLength < key.length ? aLength : key.length;
-  if (length > LOOP_BYTES_MAX) return a.compare(key, 0, key.length, aStart, aStart + aLength);
-  for (let i = 0; i < length; i++) {
-    const difference = a[aStart + i]! - key[i]!;
-    if (difference !== 0) return difference;
-  }
-  return aLength - key.length;
+  return compareRanges(a, aStart, aLength, key, 0, key.length);
 }
 
 /** Internal order of the restart entry at `offset` against (key, lsn): key ascending, LSN descending. */
