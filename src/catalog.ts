@@ -6,7 +6,8 @@ import { createRequire } from 'node:module';
 import type { ValidateFunction } from 'ajv';
 import { ByteReader, type Engine } from '../storage/index.js';
 import { DocketError, DocketErrorCode } from './errors.js';
-import { CATALOG_FAMILY, COLLECTION_KEY_PREFIX, FIELD_ASSIGNMENT_KEY_PREFIX, FIRST_FIELD_FAMILY_NUMBER, META_FAMILY_NUMBER, OVERFLOW_FAMILY_NUMBER, parseFieldAssignmentKey } from './documents/keys.js';
+import { decodeHeader } from './documents/header.js';
+import { CATALOG_FAMILY, COLLECTION_KEY_PREFIX, DOCUMENT_COUNT_KEY_PREFIX, FIELD_ASSIGNMENT_KEY_PREFIX, metaFamily, FIRST_FIELD_FAMILY_NUMBER, META_FAMILY_NUMBER, OVERFLOW_FAMILY_NUMBER, parseFieldAssignmentKey } from './documents/keys.js';
 import type { FieldAssignment } from './documents/record.js';
 import * as limits from './limits.js';
 
@@ -47,6 +48,11 @@ export class Collection {
   readonly validate: ValidateFunction | undefined;
   /** Set when a drop is sequenced: later plans against this object are refused. */
   dropped = false;
+  /**
+   * Live documents, exact, as the last sequenced transaction leaves them: the commit pipeline
+   * moves it at sequencing and logs it in every transaction that writes the collection.
+   */
+  documents = 0;
   /**
    * Settles when the create is applied: the catalog names a collection from its sequencing on,
    * but its families exist only once the create reaches the engine, so reads and writes of a
@@ -157,5 +163,21 @@ export async function loadCatalog(engine: Engine): Promise<Map<string, Collectio
     const reader = new ByteReader(value, 0, value.length, 'field assignment');
     byId.get(collectionId)?.add({ name: fieldName, fieldNumber: reader.varint(), familyNumber: reader.varint() });
   }
+  const uncounted = new Set(byId.values());
+  for await (const { key, value } of engine.iterator(CATALOG_FAMILY, { prefix: DOCUMENT_COUNT_KEY_PREFIX })) {
+    const collection = byId.get(key.readUIntBE(1, 6));
+    if (!collection) continue;
+    collection.documents = new ByteReader(value, 0, value.length, 'document count').varint();
+    uncounted.delete(collection);
+  }
+  // A collection no transaction has written since it was created has no count item, nor has one
+  // last written by a build before record version 2: count its live headers once.
+  for (const collection of uncounted) collection.documents = await countLive(engine, collection.id);
   return new Map([...byId.values()].map((collection) => [collection.name, collection]));
+}
+
+async function countLive(engine: Engine, collectionId: number): Promise<number> {
+  let documents = 0;
+  for await (const { value } of engine.iterator(metaFamily(collectionId))) if (!decodeHeader(value).deleted) documents++;
+  return documents;
 }

@@ -21,7 +21,7 @@ import { Applier, type LogPosition } from './applier.js';
 import type { Binlog } from './binlog/binlog.js';
 import type { Collection } from './catalog.js';
 import { DocketError, DocketErrorCode } from './errors.js';
-import { beginRecord, encodeCreate, encodeDrop, encodeWriteFields, WriteFields, type WriteAction } from './documents/record.js';
+import { beginRecord, encodeCount, encodeCreate, encodeDrop, encodeWriteFields, WriteFields, type WriteAction } from './documents/record.js';
 import * as limits from './limits.js';
 import { Watermark } from './watermark.js';
 
@@ -43,6 +43,8 @@ export interface PlannedWrite {
   readonly action: WriteAction;
   readonly collection: Collection;
   readonly id: string;
+  /** Whether the document was live before this write (the collection's count moves by the difference). */
+  readonly wasLive: boolean;
   readonly deleted: boolean;
   readonly fieldNames: readonly string[];
   /** The new state's values, per field of fieldNames, where known at planning (for the overlay). */
@@ -183,8 +185,11 @@ export class CommitPipeline {
     this.checkWritable();
     checkPlan(planned);
     const tsn = this.lastTsn + 1;
-    beginRecord(this.encoder, planned.length);
+    const counted = countedCollections(planned);
+    beginRecord(this.encoder, planned.length + counted.length);
     for (const op of planned) this.encode(op, tsn);
+    // Each collection a write touched gets its exact live count as this transaction leaves it.
+    for (const collection of counted) encodeCount(this.encoder, collection.id, collection.documents);
     const payload = Buffer.from(this.encoder.view());
     assert(payload.length <= limits.TRANSACTION_SIZE_BYTES_MAX, 'planning bounds the record size');
     this.lastTsn = tsn;
@@ -209,6 +214,8 @@ export class CommitPipeline {
       this.hooks.onDrop(collection);
       encodeDrop(this.encoder, { kind: 'drop', collectionId: collection.id, name: collection.name, familyNumbers: collection.familyNumbers(), fieldNames: [...collection.fields.keys()] });
     } else {
+      op.collection.documents += (op.deleted ? 0 : 1) - (op.wasLive ? 1 : 0);
+      assert(op.collection.documents >= 0, 'a collection never counts fewer than no documents');
       fillWriteFields(op, this.writeFields);
       encodeWriteFields(this.encoder, op.action, op.collection.id, op.id, op.deleted, this.writeFields);
     }
@@ -305,6 +312,13 @@ function checkPlan(planned: readonly PlannedOperation[]): void {
       throw new DocketError(DocketErrorCode.COLLECTION_LIMIT, `collection ${collection.name} would have more than ${limits.FIELDS_PER_COLLECTION_MAX} distinct fields`);
     }
   }
+}
+
+/** The collections the writes of a transaction touch, each once. */
+function countedCollections(planned: readonly PlannedOperation[]): Collection[] {
+  const collections: Collection[] = [];
+  for (const op of planned) if (op.kind === 'write' && !collections.includes(op.collection)) collections.push(op.collection);
+  return collections;
 }
 
 /** Fills `fields` with a planned write's numbers, numbering new fields. REQUIRES: sequencing, in TSN order. */

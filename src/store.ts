@@ -98,6 +98,8 @@ export interface CollectionInfo {
    * Documents, estimated from the entries of the collection's meta family: exact after a
    * full compaction, an overcount while overwrites and deletes are not yet compacted away.
    */
+  /** Live documents, exact: kept in the same transactions as the documents. */
+  readonly documents: number;
   readonly documentsEstimate: number;
 }
 
@@ -253,7 +255,7 @@ export class DocumentStore {
     const fields = [...collection.fields.values()].map((field) => ({ name: field.name, family: familyName(id, field.familyNumber) }));
     const meta = this.engine.familyStats(metaFamily(id));
     const documentsEstimate = meta ? meta.memtableEntries + meta.levels.reduce((sum, level) => sum + level.entries, 0) : 0;
-    return { name, id, ...(schema ? { schema } : {}), ...(columns ? { columns } : {}), fields, families: collection.familyNumbers().map((n) => familyName(id, n)), documentsEstimate };
+    return { name, id, ...(schema ? { schema } : {}), ...(columns ? { columns } : {}), fields, families: collection.familyNumbers().map((n) => familyName(id, n)), documents: collection.documents, documentsEstimate };
   }
 
   private collection(name: string): Collection {
@@ -372,7 +374,7 @@ export class DocumentStore {
     if (operation.ifCurrent && !operation.ifCurrent(live ? state.revision : undefined)) {
       throw new DocketError(DocketErrorCode.DOCUMENT_CONFLICT, `a precondition failed: document ${JSON.stringify(id)} is at revision ${live ? state.revision : 'none (absent)'}`);
     }
-    const base = { kind: 'write' as const, collection, id };
+    const base = { kind: 'write' as const, collection, id, wasLive: live };
     if (operation.op === 'put') {
       if (operation.ifAbsent && live) throw new DocketError(DocketErrorCode.DOCUMENT_CONFLICT, `document ${JSON.stringify(id)} exists (revision ${state.revision})`);
       if (!validated) this.validate(collection, operation.document);

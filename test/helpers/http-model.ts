@@ -260,7 +260,7 @@ export interface ListRequest {
 }
 
 export interface InfoExpectation {
-  /** The info with `fields` sorted by name and without `documentsEstimate`. */
+  /** The info with `fields` sorted by name, `documents` exact, and without `documentsEstimate`. */
   readonly info: JsonObject;
   readonly documentsEstimateMin: number;
   readonly documentsEstimateMax: number;
@@ -375,6 +375,7 @@ export class HttpModel {
     if (body.columns !== undefined) info.columns = body.columns;
     info.fields = fields;
     info.families = families;
+    info.documents = this.store.collections.get(name)!.documents.size;
     return { info, documentsEstimateMin: this.store.collections.get(name)!.documents.size, documentsEstimateMax: state.writes };
   }
 
