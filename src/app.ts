@@ -11,7 +11,7 @@ import { ConfigError, DEFAULTS, type Config } from './config.js';
 import { Docket } from './http/context.js';
 import { clientErrorHandler, frameworkErrorHandler, installErrorHandlers } from './http/errors.js';
 import { JSON_MEDIA_TYPES, NDJSON_MEDIA_TYPE } from './http/json.js';
-import type { EventLoopDelayProbe } from './http/overload.js';
+import type { EventLoopDelayProbe, OverloadGuard } from './http/overload.js';
 import { securityPlugin } from './http/security.js';
 import { JsonText } from './documents/json-text.js';
 import * as limits from './limits.js';
@@ -73,6 +73,10 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   const app = Fastify(fastifyOptions);
   app.server.headersTimeout = config.headersTimeoutMs;
   if (options.onRoute) app.addHook('onRoute', options.onRoute);
+  // Load shedding and access control, before every route (and checks each has a permission).
+  // First, before the store opens: a server that may not start (no token off loopback) stops here.
+  let guard: OverloadGuard | undefined;
+  await app.register(securityPlugin, { config, ...(options.eventLoopDelayProbe ? { probe: options.eventLoopDelayProbe } : {}), onGuard: (created) => (guard = created) });
 
   const docket = new Docket(config, () =>
     DocumentStore.open({
@@ -83,11 +87,10 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
       ...options.store,
     }),
   );
+  docket.overload = guard;
   app.decorate('docket', docket);
 
   installErrorHandlers(app);
-  // Load shedding and access control, before every route (and checks each has a permission).
-  await app.register(securityPlugin, { config, ...(options.eventLoopDelayProbe ? { probe: options.eventLoopDelayProbe } : {}), onGuard: (guard) => (docket.overload = guard) });
   app.removeAllContentTypeParsers();
   // JSON bodies stay bytes: a document is checked and split by the byte scanner where it is
   // used, so its values are stored as sent; other routes parse them (parseJson) themselves.

@@ -22,6 +22,8 @@ const SALT_BYTES = 16;
 const HASH_BYTES = 32;
 /** scrypt's cost: 16 MiB and some tens of ms a verification; a verified token is then cached. */
 const SCRYPT_DEFAULT = { N: 16_384, r: 8, p: 1 } as const;
+/** Distinct tokens being verified with scrypt at once, at most (the thread pool has 4 threads). */
+const VERIFICATIONS_IN_FLIGHT_MAX = 4;
 
 export interface TokenRecord {
   readonly id: string;
@@ -165,7 +167,7 @@ export async function revokeToken(dataDirectory: string, id: string): Promise<bo
 
 export type Verdict =
   | { readonly ok: true; readonly record: TokenRecord }
-  | { readonly ok: false; readonly why: 'malformed' | 'invalid' | 'expired'; readonly message: string };
+  | { readonly ok: false; readonly why: 'malformed' | 'invalid' | 'expired' | 'busy'; readonly message: string };
 
 /**
  * The tokens a running server accepts: the file as last read, re-read when it changes (its
@@ -181,6 +183,7 @@ export class TokenSet {
   private checking: Promise<void> | undefined;
   private failure: Error | undefined;
   private readonly verified = new Map<string, Buffer>();
+  private readonly pending = new Map<string, Promise<boolean>>();
 
   private constructor(
     readonly dataDirectory: string,
@@ -222,7 +225,16 @@ export class TokenSet {
     const digest = createHash('sha256').update(token).digest();
     const known = this.verified.get(record.id);
     if (!(known && timingSafeEqual(known, digest))) {
-      if (!(await verifySecret(record, parsed.secret))) return { ok: false, why: 'invalid', message: 'the token is not valid (unknown, revoked or wrong)' };
+      // Requests that bring the same token at once share one scrypt run; distinct guesses
+      // beyond a few at a time are turned away rather than queued on the thread pool.
+      const key = digest.toString('hex');
+      let pending = this.pending.get(key);
+      if (!pending) {
+        if (this.pending.size >= VERIFICATIONS_IN_FLIGHT_MAX) return { ok: false, why: 'busy', message: 'too many token verifications at once; retry' };
+        pending = verifySecret(record, parsed.secret).finally(() => this.pending.delete(key));
+        this.pending.set(key, pending);
+      }
+      if (!(await pending)) return { ok: false, why: 'invalid', message: 'the token is not valid (unknown, revoked or wrong)' };
       // The file may have been re-read while scrypt ran: cache only if the record is still current.
       if (this.records.get(record.id) !== record) return this.verify(token, nowMs);
       this.verified.set(record.id, digest);

@@ -19,7 +19,7 @@ import { isLoopback, TokenSet, tokensPath } from '../auth/tokens.js';
 import { ConfigError, type Config } from '../config.js';
 import { DocketErrorCode } from '../errors.js';
 import { errorBody } from './errors.js';
-import { eventLoopDelayProbe, OverloadGuard, type EventLoopDelayProbe } from './overload.js';
+import { eventLoopDelayProbe, OverloadGuard, RETRY_AFTER_SECONDS, type EventLoopDelayProbe } from './overload.js';
 
 export interface SecurityOptions {
   readonly config: Readonly<Config>;
@@ -76,6 +76,7 @@ export const securityPlugin: FastifyPluginAsync<SecurityOptions> = async (app, {
     if (presented === undefined) return challenge(reply, 'this server requires an access token: send `Authorization: Bearer dkt_…` (see `docket token create`)', false);
     if (presented === '') return challenge(reply, 'the Authorization header is not `Bearer <token>`', true);
     const verdict = await tokens.verify(presented);
+    if (!verdict.ok && verdict.why === 'busy') return deny(reply.header('retry-after', String(RETRY_AFTER_SECONDS)), 503, DocketErrorCode.OVERLOADED, verdict.message);
     if (!verdict.ok) return challenge(reply, verdict.message, true);
     const { role, id } = verdict.record;
     if (!allows(role, permission)) {
