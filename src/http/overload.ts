@@ -12,8 +12,7 @@
 // /healthz and /metrics are never shed, so probes and scrapers see an overloaded server.
 
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import type { Server } from 'node:net';
-import type { Socket } from 'node:net';
+import type { Server, Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { DocketErrorCode } from '../errors.js';
 import { errorBody } from './errors.js';
@@ -52,13 +51,14 @@ export function eventLoopDelayProbe(windowMs = WINDOW_MS): EventLoopDelayProbe {
     delayMs() {
       const now = Date.now();
       const currentMaxMs = histogram.count > 0 ? histogram.max / 1e6 : 0;
+      const result = Math.max(previousMaxMs, currentMaxMs);
       if (now - windowStart >= windowMs) {
+        // A new window; what the one just ended saw counts for one more (none if it was idle).
         previousMaxMs = now - windowStart >= 2 * windowMs ? 0 : currentMaxMs;
         histogram.reset();
         windowStart = now;
-        return Math.max(previousMaxMs, currentMaxMs);
       }
-      return Math.max(previousMaxMs, currentMaxMs);
+      return result;
     },
     stop: () => histogram.disable(),
   };
