@@ -3,12 +3,16 @@
 // settles when it is open (routes answer 503 until then).
 
 import Fastify, { type FastifyHttpOptions, type FastifyInstance } from 'fastify';
+import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import * as path from 'node:path';
-import { DEFAULTS, type Config } from './config.js';
+import type { Writable } from 'node:stream';
+import { ConfigError, DEFAULTS, type Config } from './config.js';
 import { Docket } from './http/context.js';
 import { clientErrorHandler, frameworkErrorHandler, installErrorHandlers } from './http/errors.js';
 import { JSON_MEDIA_TYPES, NDJSON_MEDIA_TYPE } from './http/json.js';
+import type { EventLoopDelayProbe, OverloadGuard } from './http/overload.js';
+import { securityPlugin } from './http/security.js';
 import { JsonText } from './documents/json-text.js';
 import * as limits from './limits.js';
 import { DocumentStore, type StoreOptions } from './store.js';
@@ -30,6 +34,10 @@ export interface AppOptions {
   readonly config?: Partial<Config>;
   /** Pino logging (the server's, at config.logLevel); tests leave it off. */
   readonly logger?: boolean;
+  /** Where pino writes (standard output by default); tests capture the log this way. */
+  readonly logStream?: Writable;
+  /** The event-loop delay measure of load shedding (tests substitute their own). */
+  readonly eventLoopDelayProbe?: EventLoopDelayProbe;
   /** Store options beyond what the config sets (tests: a simulated file system, tuning). */
   readonly store?: Partial<StoreOptions>;
   /** Called with each route as it is registered (the contract test lists them this way). */
@@ -45,8 +53,10 @@ const CONNECTIONS_CHECK_INTERVAL_MS_MAX = 1000;
 
 export async function buildApp(options: AppOptions = {}): Promise<FastifyInstance> {
   const config: Config = { ...DEFAULTS, ...options.config };
+  // No log line carries a credential, whatever a serializer or a route chooses to log.
+  const redact = { paths: ['req.headers.authorization', 'req.headers.cookie', 'request.headers.authorization', 'headers.authorization'], censor: '[redacted]' };
   const fastifyOptions: FastifyHttpOptions<Server> = {
-    logger: options.logger ? { level: config.logLevel } : false,
+    logger: options.logger ? { level: config.logLevel, redact, ...(options.logStream ? { stream: options.logStream } : {}) } : false,
     bodyLimit: config.bodyLimitBytes,
     requestTimeout: config.requestTimeoutMs,
     keepAliveTimeout: config.keepAliveTimeoutMs,
@@ -54,6 +64,8 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     // Node checks the headers and request timeouts only this often (30 s by default), so a
     // slow client would hold its socket up to 30 s past either; check a few times per timeout.
     http: { connectionsCheckingInterval: Math.min(CONNECTIONS_CHECK_INTERVAL_MS_MAX, Math.ceil(config.headersTimeoutMs / 4)) },
+    // HTTPS with --tls-cert and --tls-key (node:https takes the same connection options).
+    ...(config.tlsCert === '' ? {} : { https: { cert: readPem(config.tlsCert, '--tls-cert'), key: readPem(config.tlsKey, '--tls-key'), connectionsCheckingInterval: Math.min(CONNECTIONS_CHECK_INTERVAL_MS_MAX, Math.ceil(config.headersTimeoutMs / 4)) } }),
     return503OnClosing: false, // Docket answers 503 itself, in its own error shape.
     clientErrorHandler,
     frameworkErrors: frameworkErrorHandler,
@@ -61,6 +73,10 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   const app = Fastify(fastifyOptions);
   app.server.headersTimeout = config.headersTimeoutMs;
   if (options.onRoute) app.addHook('onRoute', options.onRoute);
+  // Load shedding and access control, before every route (and checks each has a permission).
+  // First, before the store opens: a server that may not start (no token off loopback) stops here.
+  let guard: OverloadGuard | undefined;
+  await app.register(securityPlugin, { config, ...(options.eventLoopDelayProbe ? { probe: options.eventLoopDelayProbe } : {}), onGuard: (created) => (guard = created) });
 
   const docket = new Docket(config, () =>
     DocumentStore.open({
@@ -71,6 +87,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
       ...options.store,
     }),
   );
+  docket.overload = guard;
   app.decorate('docket', docket);
 
   installErrorHandlers(app);
@@ -92,4 +109,12 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   app.addHook('preClose', async () => docket.beginClose());
   app.addHook('onClose', async () => docket.close());
   return app;
+}
+
+function readPem(file: string, flag: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (error) {
+    throw new ConfigError(`${flag}: cannot read ${file}: ${(error as Error).message}`);
+  }
 }

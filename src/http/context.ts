@@ -5,6 +5,7 @@
 import { DocketError, DocketErrorCode } from '../errors.js';
 import type { DocumentStore } from '../store.js';
 import type { Config } from '../config.js';
+import type { OverloadGuard } from './overload.js';
 
 export type Phase = 'recovering' | 'ready' | 'closing' | 'failed';
 
@@ -13,6 +14,8 @@ export class Docket {
   private state: Phase = 'recovering';
   private failure: unknown;
   private readonly stopping = new AbortController();
+  /** The load shedder, whose figures /stats shows (set by the app). */
+  overload: OverloadGuard | undefined;
   /** Settles when recovery ends: the store, or why it could not open. */
   readonly opened: Promise<DocumentStore>;
 

@@ -36,6 +36,9 @@ export const STATUS_OF: Readonly<Record<DocketErrorCode, number>> = {
   [DocketErrorCode.CHANGES_PURGED]: 410,
   [DocketErrorCode.REQUEST_TIMEOUT]: 408,
   [DocketErrorCode.INTERNAL]: 500,
+  [DocketErrorCode.AUTH_REQUIRED]: 401,
+  [DocketErrorCode.AUTH_FORBIDDEN]: 403,
+  [DocketErrorCode.OVERLOADED]: 503,
 };
 
 /** Storage errors that reach a client: the disk is full or failing, or the engine closed. */
