@@ -30,7 +30,7 @@ export interface ReplayReport {
 export const ORIGIN: LogPosition = { tsn: 0, lsnFirst: 1, lsnLast: 0 };
 
 function mismatch(message: string): DocketError {
-  return new DocketError(DocketErrorCode.RECOVERY_MISMATCH, `${message}; the store does not open (see the recovery section of README.md)`);
+  return new DocketError(DocketErrorCode.RECOVERY_MISMATCH, `${message}; the store does not open (see the Recovery section of docs/DESIGN.md)`);
 }
 
 /** The replay start: TSN and the LSN of its first item. */
