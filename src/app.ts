@@ -106,6 +106,9 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(bulkRoutes, { docket });
   await app.register(openapiRoutes, { docket });
 
+  // A request its client abandons (a reset, a closed socket) never logs "request completed";
+  // log that it ended, so the log accounts for every request it says came in.
+  app.addHook('onRequestAbort', async (request) => request.log.info('request aborted by the client'));
   app.addHook('preClose', async () => docket.beginClose());
   app.addHook('onClose', async () => docket.close());
   return app;
