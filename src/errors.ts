@@ -57,6 +57,10 @@ export const DocketErrorCode = {
   REQUEST_TIMEOUT: 'DOCKET_ERR_REQUEST_TIMEOUT',
   /** A bug or an unexpected failure; the message and the server log say more. */
   INTERNAL: 'DOCKET_ERR_INTERNAL',
+  /** A request body in a Content-Encoding the server does not decode (it decodes gzip, deflate, br, zstd). */
+  ENCODING_UNSUPPORTED: 'DOCKET_ERR_ENCODING_UNSUPPORTED',
+  /** A request body whose bytes are not valid for the Content-Encoding it declares (truncated, corrupt). */
+  ENCODING_INVALID: 'DOCKET_ERR_ENCODING_INVALID',
 } as const;
 
 export type DocketErrorCode = (typeof DocketErrorCode)[keyof typeof DocketErrorCode];

@@ -8,6 +8,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type { Socket } from 'node:net';
 import { StorageError, StorageErrorCode } from '../../storage/index.js';
 import { DocketError, DocketErrorCode } from '../errors.js';
+import { REQUEST_CODINGS } from './content-encoding.js';
 
 /** The HTTP status of each document-layer and HTTP code. */
 export const STATUS_OF: Readonly<Record<DocketErrorCode, number>> = {
@@ -36,6 +37,8 @@ export const STATUS_OF: Readonly<Record<DocketErrorCode, number>> = {
   [DocketErrorCode.CHANGES_PURGED]: 410,
   [DocketErrorCode.REQUEST_TIMEOUT]: 408,
   [DocketErrorCode.INTERNAL]: 500,
+  [DocketErrorCode.ENCODING_UNSUPPORTED]: 415,
+  [DocketErrorCode.ENCODING_INVALID]: 400,
 };
 
 /** Storage errors that reach a client: the disk is full or failing, or the engine closed. */
@@ -86,6 +89,8 @@ export function installErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
     const body = describeError(error);
     if (body.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+    // RFC 9110 §15.5.16: a 415 for a content coding says which codings would have done.
+    if (body.code === DocketErrorCode.ENCODING_UNSUPPORTED) void reply.header('accept-encoding', REQUEST_CODINGS.join(', '));
     void reply.code(body.statusCode).type('application/json; charset=utf-8').send(body);
   });
   app.setNotFoundHandler((request, reply) => {
