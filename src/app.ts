@@ -10,6 +10,7 @@ import { Docket } from './http/context.js';
 import { decodedRequestBody } from './http/content-encoding.js';
 import { clientErrorHandler, frameworkErrorHandler, installErrorHandlers } from './http/errors.js';
 import { JSON_MEDIA_TYPES, NDJSON_MEDIA_TYPE } from './http/json.js';
+import { installResponseHooks } from './http/responses.js';
 import { JsonText } from './documents/json-text.js';
 import * as limits from './limits.js';
 import { DocumentStore, type StoreOptions } from './store.js';
@@ -63,8 +64,9 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   app.server.headersTimeout = config.headersTimeoutMs;
   if (options.onRoute) app.addHook('onRoute', options.onRoute);
 
-  const docket = new Docket(config, () =>
+  const docket = new Docket(config, (onReplayProgress) =>
     DocumentStore.open({
+      onReplayProgress,
       directory: path.resolve(config.dataDirectory),
       sync: config.sync === 'periodic' ? { mode: 'periodic', intervalMs: config.syncIntervalMs } : { mode: 'immediate' },
       durability: config.durability,
@@ -75,6 +77,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   app.decorate('docket', docket);
 
   installErrorHandlers(app);
+  installResponseHooks(app); // JSON ends with a newline; large bodies compressed per Accept-Encoding.
   app.removeAllContentTypeParsers();
   // JSON bodies stay bytes: a document is checked and split by the byte scanner where it is
   // used, so its values are stored as sent; other routes parse them (parseJson) themselves.

@@ -46,8 +46,11 @@ function startOf(flags: Map<string, FlushFlag>, binlog: Binlog): { tsn: number; 
   return { tsn: start.tag, lsn: start.lsnFirst };
 }
 
+/** Transactions replayed so far of those the binlog holds from the replay start. */
+export type ReplayProgress = (progress: { readonly replayed: number; readonly total: number }) => void;
+
 /** Replays the binlog into the engine. REQUIRES: a passive or double store, before any write. */
-export async function replay(engine: Engine, binlog: Binlog, families: Set<string>): Promise<{ position: LogPosition; report: ReplayReport }> {
+export async function replay(engine: Engine, binlog: Binlog, families: Set<string>, onProgress?: ReplayProgress): Promise<{ position: LogPosition; report: ReplayReport }> {
   const started = Date.now();
   const flags = new Map<string, FlushFlag>();
   for (const [name, flag] of engine.flags()) {
@@ -63,6 +66,8 @@ export async function replay(engine: Engine, binlog: Binlog, families: Set<strin
   let bytes = 0;
   let familiesCreated = 0;
   let applied: Promise<number> = Promise.resolve(0);
+  const total = Math.max(0, binlog.lastTsn - start.tsn + 1);
+  onProgress?.({ replayed: 0, total });
   for await (const record of binlog.read(start.tsn)) {
     for (const [name, flag] of flags) {
       if (flag.tag === record.tsn && flag.lsnFirst !== lsn) throw mismatch(`family ${name}'s flag puts TSN ${record.tsn} at LSN ${flag.lsnFirst}, replay at ${lsn}`);
@@ -80,6 +85,7 @@ export async function replay(engine: Engine, binlog: Binlog, families: Set<strin
     lsn += batch.length;
     records++;
     bytes += record.sizeBytes;
+    onProgress?.({ replayed: records, total });
   }
   await applied;
   if (position.tsn !== binlog.lastTsn) throw mismatch(`replay ended at TSN ${position.tsn} but the binlog ends at ${binlog.lastTsn}`);
