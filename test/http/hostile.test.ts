@@ -703,7 +703,7 @@ t.test('after the corpus: no 5xx, the process alive and serving, earlier documen
   for (const [id, { body, etag }] of seeded) {
     const reply = await get(docPath(id, 'keep'));
     t.equal(reply.status, 200, `${id} is there`);
-    t.ok(reply.body === body && reply.headers.etag === etag, `${id} reads back whole at its revision`);
+    t.ok(reply.body === `${body}\n` && reply.headers.etag === etag, `${id} reads back whole at its revision`);
   }
   const logged5xx = server.logs.join('').split('\n').filter((line) => /"statusCode":5\d\d/.test(line));
   t.same(logged5xx, [], 'the server logged no 5xx reply');
