@@ -9,10 +9,12 @@ import * as path from 'node:path';
 import type { Writable } from 'node:stream';
 import { ConfigError, DEFAULTS, type Config } from './config.js';
 import { Docket } from './http/context.js';
+import { decodedRequestBody } from './http/content-encoding.js';
 import { clientErrorHandler, frameworkErrorHandler, installErrorHandlers } from './http/errors.js';
 import { JSON_MEDIA_TYPES, NDJSON_MEDIA_TYPE } from './http/json.js';
 import type { EventLoopDelayProbe, OverloadGuard } from './http/overload.js';
 import { securityPlugin } from './http/security.js';
+import { installResponseHooks } from './http/responses.js';
 import { JsonText } from './documents/json-text.js';
 import * as limits from './limits.js';
 import { DocumentStore, type StoreOptions } from './store.js';
@@ -78,8 +80,9 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   let guard: OverloadGuard | undefined;
   await app.register(securityPlugin, { config, ...(options.eventLoopDelayProbe ? { probe: options.eventLoopDelayProbe } : {}), onGuard: (created) => (guard = created) });
 
-  const docket = new Docket(config, () =>
+  const docket = new Docket(config, (onReplayProgress) =>
     DocumentStore.open({
+      onReplayProgress,
       directory: path.resolve(config.dataDirectory),
       sync: config.sync === 'periodic' ? { mode: 'periodic', intervalMs: config.syncIntervalMs } : { mode: 'immediate' },
       durability: config.durability,
@@ -91,11 +94,15 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   app.decorate('docket', docket);
 
   installErrorHandlers(app);
+  installResponseHooks(app); // JSON ends with a newline; large bodies compressed per Accept-Encoding.
   app.removeAllContentTypeParsers();
   // JSON bodies stay bytes: a document is checked and split by the byte scanner where it is
   // used, so its values are stored as sent; other routes parse them (parseJson) themselves.
-  app.addContentTypeParser([...JSON_MEDIA_TYPES], { parseAs: 'buffer' }, (_request, body, done) => done(null, new JsonText(body as Buffer)));
-  // NDJSON is streamed by the bulk route itself (request.raw); the body is left unread here.
+  // A Content-Encoding is decoded first, to at most the body limit (src/http/content-encoding.ts).
+  app.addContentTypeParser([...JSON_MEDIA_TYPES], { parseAs: 'buffer' }, (request, body, done) => {
+    decodedRequestBody(request.headers['content-encoding'], body as Buffer, config.bodyLimitBytes).then((bytes) => done(null, new JsonText(bytes)), done);
+  });
+  // NDJSON is streamed (and decoded) by the bulk route itself (request.raw); the body is left unread here.
   app.addContentTypeParser(NDJSON_MEDIA_TYPE, (_request, _payload, done) => done(null, undefined));
 
   await app.register(metricsRoutes, { docket });

@@ -32,7 +32,10 @@ async function serve(argv: string[]): Promise<void> {
     stopping = true;
     app.log.info(`${signal}: shutting down (finishing requests, syncing the binlog, closing the engine)`);
     app.close().then(
-      () => process.exit(0),
+      () => {
+        app.log.info({ signal }, 'docket stopped: requests finished, binlog synced, engine closed');
+        process.exit(0);
+      },
       (error: unknown) => {
         app.log.error({ err: error }, 'shutdown failed');
         process.exit(1);

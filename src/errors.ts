@@ -63,6 +63,10 @@ export const DocketErrorCode = {
   AUTH_FORBIDDEN: 'DOCKET_ERR_AUTH_FORBIDDEN',
   /** The server is past a configured bound (connections, requests in flight, event-loop delay); retry after Retry-After. */
   OVERLOADED: 'DOCKET_ERR_OVERLOADED',
+  /** A request body in a Content-Encoding the server does not decode (it decodes gzip, deflate, br, zstd). */
+  ENCODING_UNSUPPORTED: 'DOCKET_ERR_ENCODING_UNSUPPORTED',
+  /** A request body whose bytes are not valid for the Content-Encoding it declares (truncated, corrupt). */
+  ENCODING_INVALID: 'DOCKET_ERR_ENCODING_INVALID',
 } as const;
 
 export type DocketErrorCode = (typeof DocketErrorCode)[keyof typeof DocketErrorCode];

@@ -45,8 +45,11 @@ function startOf(flags: Map<string, FlushFlag>, binlog: Binlog): { tsn: number; 
   return { tsn: start.tag, lsn: start.lsnFirst };
 }
 
+/** Transactions replayed so far of those the binlog holds from the replay start. */
+export type ReplayProgress = (progress: { readonly replayed: number; readonly total: number }) => void;
+
 /** Replays the binlog into the engine through the applier. REQUIRES: a passive or double store, before any write. */
-export async function replay(engine: Engine, binlog: Binlog, families: Set<string>): Promise<{ position: LogPosition; report: ReplayReport }> {
+export async function replay(engine: Engine, binlog: Binlog, families: Set<string>, onProgress?: ReplayProgress): Promise<{ position: LogPosition; report: ReplayReport }> {
   const started = Date.now();
   const flags = new Map<string, FlushFlag>();
   for (const [name, flag] of engine.flags()) {
@@ -61,6 +64,8 @@ export async function replay(engine: Engine, binlog: Binlog, families: Set<strin
   let records = 0;
   let bytes = 0;
   let written: Promise<void> = Promise.resolve();
+  const total = Math.max(0, binlog.lastTsn - start.tsn + 1);
+  onProgress?.({ replayed: 0, total });
   for await (const record of binlog.read(start.tsn)) {
     const lsn = applier.last.lsnLast + 1;
     for (const [name, flag] of flags) {
@@ -72,6 +77,7 @@ export async function replay(engine: Engine, binlog: Binlog, families: Set<strin
     ({ written } = await applier.apply(tsn, record.payload, (family, itemLsn) => lacks(flags.get(family), tsn, itemLsn)));
     records++;
     bytes += record.sizeBytes;
+    onProgress?.({ replayed: records, total });
   }
   await written;
   const position = applier.last;

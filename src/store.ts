@@ -17,7 +17,7 @@ import { checkCollectionName, checkId, documentFields, limit, type FieldList } f
 import { fieldsOf, JsonText, mergeFields, textOf } from './documents/json-text.js';
 import { EpochKeeper, type EpochStats } from './epochs.js';
 import * as limits from './limits.js';
-import { ORIGIN, replay, type ReplayReport } from './recovery.js';
+import { ORIGIN, replay, type ReplayProgress, type ReplayReport } from './recovery.js';
 
 export type Durability = 'passive' | 'double' | 'naive';
 export type { SyncPolicy };
@@ -38,6 +38,8 @@ export interface StoreOptions {
   readonly epochCheckIntervalMs?: number;
   /** Binlog kept for recovery beyond which the families holding it are flushed on purpose. */
   readonly epochLagBytesMax?: number;
+  /** Called as recovery replays the binlog: transactions replayed of those to replay. */
+  readonly onReplayProgress?: ReplayProgress;
 }
 
 export interface WriteConditions {
@@ -177,7 +179,7 @@ export class DocumentStore {
         onBackgroundError: (error) => onFailure(new DocketError(DocketErrorCode.READ_ONLY, error.message, { cause: error })),
       });
       const families = new Set(engine.listFamilies());
-      const { position, report } = durability === 'naive' ? await openNaive(engine, binlog, families) : await replay(engine, binlog, families);
+      const { position, report } = durability === 'naive' ? await openNaive(engine, binlog, families) : await replay(engine, binlog, families, options.onReplayProgress);
       const catalog = await loadCatalog(engine);
       const store = new DocumentStore(
         engine, binlog, catalog, families, position, durability, report,

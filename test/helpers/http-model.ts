@@ -473,7 +473,7 @@ export class HttpModel {
     if (!current) return refusal(CODE.DOCUMENT_NOT_FOUND);
     const etag = `"${current.revision}"`;
     if (ifNoneMatch !== undefined && tagsMatch(ifNoneMatch, current.revision, true)) return { status: 304, etag, text: '' };
-    return { status: 200, etag, text: projectJson(current.document, fields) };
+    return { status: 200, etag, text: `${projectJson(current.document, fields)}\n` }; // Every JSON response ends with a newline.
   }
 
   /** One page of GET /collections/{c}/docs. */

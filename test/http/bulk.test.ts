@@ -112,7 +112,7 @@ t.test('good lines are stored as sent and each bad line is reported with its num
   for (const [id, index] of [['a', 0], ['b', 2], ['g', 11], ['h', 14]] as const) {
     const read = await app.inject({ method: 'GET', url: `/collections/x/docs/${id}` });
     t.equal(read.statusCode, 200);
-    t.equal(read.body, JSON.stringify(JSON.parse(String(lines[index]))), `document ${id} reads back as its line`);
+    t.equal(read.body, `${JSON.stringify(JSON.parse(String(lines[index])))}\n`, `document ${id} reads back as its line`);
   }
   const b = JSON.parse((await app.inject({ method: 'GET', url: '/collections/x/docs/b' })).body) as Record<string, unknown>;
   t.ok(Object.hasOwn(b, '__proto__'), '__proto__ is stored as a field');
@@ -315,7 +315,7 @@ t.test('20,000 lines stream through a listening server in grouped transactions',
   t.equal(app.docket.store.lastTsn, report.tsn);
   for (const i of [0, 999, 1000, 12_345, count - 1]) {
     const read = await request(`http://127.0.0.1:${port}/collections/x/docs/d${String(i).padStart(5, '0')}`);
-    t.equal(await read.body.text(), line(i));
+    t.equal(await read.body.text(), `${line(i)}\n`);
   }
   const info = (await request(`http://127.0.0.1:${port}/collections/x`)).body.json() as Promise<{ documentsEstimate: number }>;
   t.equal((await info).documentsEstimate, count, 'exact: nothing was overwritten');
