@@ -87,6 +87,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
       sync: config.sync === 'periodic' ? { mode: 'periodic', intervalMs: config.syncIntervalMs } : { mode: 'immediate' },
       durability: config.durability,
       documentCacheBytes: config.documentCacheBytes,
+      writeBufferBytes: config.writeBufferBytes,
       ...options.store,
     }),
   );

@@ -15,6 +15,7 @@ export interface Config {
   syncIntervalMs: number;
   durability: Durability;
   documentCacheBytes: number;
+  writeBufferBytes: number;
   bodyLimitBytes: number;
   bulkLineBytesMax: number;
   requestTimeoutMs: number;
@@ -37,6 +38,7 @@ export const DEFAULTS: Readonly<Config> = {
   syncIntervalMs: 100,
   durability: 'passive',
   documentCacheBytes: limits.DOCUMENT_CACHE_BYTES_DEFAULT,
+  writeBufferBytes: limits.WRITE_BUFFER_BYTES_DEFAULT,
   bodyLimitBytes: limits.DOCUMENT_SIZE_BYTES_MAX,
   bulkLineBytesMax: limits.DOCUMENT_SIZE_BYTES_MAX,
   requestTimeoutMs: 300_000,
@@ -91,6 +93,7 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'syncIntervalMs', flag: '--sync-interval-ms', environment: 'DOCKET_SYNC_INTERVAL_MS', description: 'fdatasync interval under --sync periodic', parse: integer(1, 60_000) },
   { key: 'durability', flag: '--durability', environment: 'DOCKET_DURABILITY', description: 'passive (no engine WAL), double (engine WAL too) or naive (unsafe)', parse: oneOf('passive', 'double', 'naive') },
   { key: 'documentCacheBytes', flag: '--document-cache-bytes', environment: 'DOCKET_DOCUMENT_CACHE_BYTES', description: 'memory for whole documents kept for reads (0: none)', parse: integer(0, 64 * 1024 * 1024 * 1024) },
+  { key: 'writeBufferBytes', flag: '--write-buffer-bytes', environment: 'DOCKET_WRITE_BUFFER_BYTES', description: 'memory all memtables together hold before the largest is flushed', parse: integer(1024 * 1024, 64 * 1024 * 1024 * 1024) },
   { key: 'bodyLimitBytes', flag: '--body-limit-bytes', environment: 'DOCKET_BODY_LIMIT_BYTES', description: 'largest JSON request body', parse: integer(1024, 64 * 1024 * 1024) },
   { key: 'bulkLineBytesMax', flag: '--bulk-line-bytes-max', environment: 'DOCKET_BULK_LINE_BYTES_MAX', description: 'longest NDJSON line in a bulk request', parse: integer(1024, 64 * 1024 * 1024) },
   { key: 'requestTimeoutMs', flag: '--request-timeout-ms', environment: 'DOCKET_REQUEST_TIMEOUT_MS', description: 'time to receive a whole request, body included', parse: integer(1000, 24 * HOUR_MS) },

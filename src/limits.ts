@@ -18,8 +18,18 @@ export const DOCUMENT_DEPTH_MAX = 64;
 export const BATCH_OPERATIONS_MAX = 10_000;
 /** Encoded size of one transaction's binlog record: one atomic batch. */
 export const TRANSACTION_SIZE_BYTES_MAX = 32 * 1024 * 1024;
-/** Collections in one store. */
-export const COLLECTIONS_MAX = 100;
+/**
+ * Collections in one store (BENCHMARKS.md, "collections": measured up to this many, with
+ * writes, reads and reopen). Each also reserves its column families (below), so collections
+ * with many field families may reach FAMILIES_RESERVED_MAX first.
+ */
+export const COLLECTIONS_MAX = 2000;
+/**
+ * Column families the collections may reserve together: each reserves its meta and overflow
+ * families and its fieldFamiliesMax, whether used yet or not, so a write never finds the
+ * engine out of families. The catalog family is the engine's one more.
+ */
+export const FAMILIES_RESERVED_MAX = 16_384;
 /** Distinct top-level field names ever seen in one collection (each needs a catalog entry). */
 export const FIELDS_PER_COLLECTION_MAX = 10_000;
 /**
@@ -85,6 +95,8 @@ export const DOCUMENT_CACHE_SLOT_OVERHEAD_BYTES = 160;
 /** Transactions between sequencing and acknowledgement before new writes wait. */
 export const TRANSACTIONS_IN_FLIGHT_MAX = 4096;
 /** Memtable size of each column family the document layer creates. */
+/** Memory all memtables of the store together hold before the largest is switched for flush. */
+export const WRITE_BUFFER_BYTES_DEFAULT = 256 * 1024 * 1024;
 export const MEMTABLE_SIZE_BYTES_DEFAULT = 16 * 1024 * 1024; // Per family: a collection has meta + 4 field families by default (at most 34).
 /** A family whose flush flag lags the binlog's end by more than this is flushed on purpose. */
 export const EPOCH_LAG_BYTES_MAX = 256 * 1024 * 1024;
@@ -94,7 +106,8 @@ export const EPOCH_LAG_MS_MAX = 5 * 60 * 1000;
 export const EPOCH_CHECK_INTERVAL_MS = 1000;
 
 // Families per collection: meta, overflow, and the field families.
-assert(COLLECTIONS_MAX * (FIELD_FAMILIES_PER_COLLECTION_MAX + 2) + 1 <= engine.FAMILIES_MAX);
+assert(FAMILIES_RESERVED_MAX + 1 <= engine.FAMILIES_MAX);
+assert(COLLECTIONS_MAX * (FIELD_FAMILIES_PER_COLLECTION_DEFAULT + 2) <= FAMILIES_RESERVED_MAX);
 assert(DOCUMENT_SIZE_BYTES_MAX + ID_SIZE_BYTES_MAX + 64 <= engine.VALUE_SIZE_BYTES_MAX);
 assert(ID_SIZE_BYTES_MAX + FIELD_NAME_SIZE_BYTES_MAX + 16 <= engine.KEY_SIZE_BYTES_MAX);
 assert(TRANSACTION_SIZE_BYTES_MAX <= engine.LOG_RECORD_SIZE_BYTES_MAX);

@@ -34,6 +34,8 @@ export interface StoreOptions {
   readonly engine?: Partial<Omit<EngineOptions, 'directory' | 'fileSystem' | 'wal' | 'flushBarrier' | 'onBackgroundError'>>;
   /** Bytes of whole documents kept in memory for reads (0: none). Default DOCUMENT_CACHE_BYTES_DEFAULT. */
   readonly documentCacheBytes?: number;
+  /** Memory all memtables together hold before the largest is flushed. */
+  readonly writeBufferBytes?: number;
   /** How often the epoch keeper runs; 0 turns the timer off (tests call maintainEpochs). */
   readonly epochCheckIntervalMs?: number;
   /** Binlog kept for recovery beyond which the families holding it are flushed on purpose. */
@@ -171,6 +173,7 @@ export class DocumentStore {
     try {
       engine = await Engine.open({
         memtableSizeBytes: limits.MEMTABLE_SIZE_BYTES_DEFAULT,
+        writeBufferBytes: options.writeBufferBytes ?? limits.WRITE_BUFFER_BYTES_DEFAULT,
         ...options.engine,
         directory: path.join(options.directory, 'engine'),
         fileSystem,
@@ -217,6 +220,12 @@ export class DocumentStore {
         return { created: false, tsn: existing.id };
       }
       if (this.catalog.size >= limits.COLLECTIONS_MAX) throw new DocketError(DocketErrorCode.COLLECTION_LIMIT, `a store holds at most ${limits.COLLECTIONS_MAX} collections`);
+      const reserving = reservedFamilies(defineCollection(0, name, options));
+      let reserved = 0;
+      for (const collection of this.catalog.values()) reserved += reservedFamilies(collection.definition);
+      if (reserved + reserving > limits.FAMILIES_RESERVED_MAX) {
+        throw new DocketError(DocketErrorCode.COLLECTION_LIMIT, `the collections would reserve ${reserved + reserving} column families, more than ${limits.FAMILIES_RESERVED_MAX} (each reserves 2 + fieldFamiliesMax)`);
+      }
       committed = this.pipeline.sequence([{ kind: 'create', name, definition: (id) => JSON.stringify(defineCollection(id, name, options)) }]);
       const applied = committed.then(() => undefined);
       applied.catch(() => undefined); // Whoever waits on it sees the failure; the creator through committed.
@@ -607,6 +616,11 @@ export class CheckedPut {
 function checkLive(checked: readonly Checked[]): void {
   const dropped = checked.find(({ collection }) => collection.dropped);
   if (dropped) throw new DocketError(DocketErrorCode.COLLECTION_NOT_FOUND, `collection ${dropped.collection.name} was dropped`);
+}
+
+/** The column families a collection may come to use: meta, overflow and its field families. */
+function reservedFamilies(definition: CollectionDefinition): number {
+  return 2 + definition.fieldFamiliesMax;
 }
 
 /** A read that raced its collection's drop saw its families vanish: say what happened. */

@@ -13,6 +13,8 @@ export class Version {
 
 export class ColumnFamily {
   mem = new Memtable();
+  /** What `mem` was last charged against the engine's write buffer (its sizeBytes then). */
+  memCharged = 0;
   readonly imm: Memtable[] = [];
   current: Version;
   dropped = false;

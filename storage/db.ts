@@ -69,6 +69,8 @@ export interface EngineStats {
   readonly trivialMoves: number;
   readonly stallMs: number;
   readonly slowdowns: number;
+  /** What the active memtables hold, against the store-wide bound; switches made to keep it. */
+  readonly writeBuffer: { usageBytes: number; capacityBytes: number; switches: number };
   readonly blockCache: { hits: number; misses: number; hitRatio: number; usageBytes: number; capacityBytes: number };
   readonly tableCache: { openFiles: number; opens: number };
 }
@@ -308,6 +310,7 @@ export class Engine extends EngineCore {
       trivialMoves: c.trivialMoves,
       stallMs: c.stallMs,
       slowdowns: c.slowdowns,
+      writeBuffer: { usageBytes: this.activeMemtableBytes, capacityBytes: this.settings.writeBufferBytes, switches: c.writeBufferSwitches },
       blockCache: { hits: cache.hits, misses: cache.misses, hitRatio: lookups === 0 ? 0 : cache.hits / lookups, usageBytes: cache.usageBytes, capacityBytes: cache.capacityBytes },
       tableCache: { openFiles: this.tables.openFiles, opens: this.tables.opens },
     };

@@ -36,6 +36,8 @@ export interface EngineOptions {
   /** Called once when background work fails and the engine stops taking writes. */
   readonly onBackgroundError?: (error: StorageError) => void;
   readonly memtableSizeBytes?: number;
+  /** Bytes all active memtables together may hold before the largest is switched for flush. */
+  readonly writeBufferBytes?: number;
   readonly blockSizeBytes?: number;
   readonly tableSizeBytesTarget?: number;
   readonly blockCacheSizeBytes?: number;
@@ -96,7 +98,7 @@ type JobRequest = Omit<FlushJob, 'fileNumbers' | 'directory' | 'blockSizeBytes'>
 /** The options with their defaults; INVALID_ARGUMENT when they contradict each other. */
 export function settingsOf(options: EngineOptions): Settings {
   const settings = defaultsOf(options);
-  const positive = ['memtableSizeBytes', 'blockSizeBytes', 'tableSizeBytesTarget', 'tableCacheFiles', 'level1SizeBytes', 'l0CompactionTriggerFiles', 'walSegmentSizeBytes', 'manifestSizeBytesMax'] as const;
+  const positive = ['memtableSizeBytes', 'writeBufferBytes', 'blockSizeBytes', 'tableSizeBytesTarget', 'tableCacheFiles', 'level1SizeBytes', 'l0CompactionTriggerFiles', 'walSegmentSizeBytes', 'manifestSizeBytesMax'] as const;
   for (const name of positive) if (!(settings[name] > 0)) throw invalidArgument(`${name} must be positive, got ${settings[name]}`);
   if (!(settings.l0CompactionTriggerFiles <= settings.l0SlowdownTriggerFiles && settings.l0SlowdownTriggerFiles <= settings.l0StopTriggerFiles)) {
     throw invalidArgument('L0 triggers must satisfy compaction <= slowdown <= stop');
@@ -109,6 +111,7 @@ function defaultsOf(options: EngineOptions): Settings {
     directory: options.directory,
     wal: options.wal ?? false,
     memtableSizeBytes: options.memtableSizeBytes ?? limits.MEMTABLE_SIZE_BYTES_DEFAULT,
+    writeBufferBytes: options.writeBufferBytes ?? limits.WRITE_BUFFER_BYTES_DEFAULT,
     blockSizeBytes: options.blockSizeBytes ?? limits.BLOCK_SIZE_BYTES_DEFAULT,
     tableSizeBytesTarget: options.tableSizeBytesTarget ?? limits.TABLE_SIZE_BYTES_TARGET,
     blockCacheSizeBytes: options.blockCacheSizeBytes ?? limits.BLOCK_CACHE_SIZE_BYTES_DEFAULT,
@@ -169,8 +172,20 @@ export class EngineCore {
   private deleting: Promise<void> = Promise.resolve();
   protected readonly counters = {
     bytesUser: 0, bytesWal: 0, bytesFlush: 0, bytesCompaction: 0,
-    flushes: 0, compactions: 0, trivialMoves: 0, stallMs: 0, slowdowns: 0,
+    flushes: 0, compactions: 0, trivialMoves: 0, stallMs: 0, slowdowns: 0, writeBufferSwitches: 0,
   };
+  /**
+   * Families whose levels changed since the picker last found nothing to compact in them: only
+   * they can need a compaction (picking depends on a family's levels alone), so background
+   * scheduling looks at these, not at every family (a store may hold thousands).
+   */
+  private readonly compactionCandidates = new Set<ColumnFamily>();
+  /** Families with immutable memtables waiting for flush. */
+  private readonly flushCandidates = new Set<ColumnFamily>();
+  /** Families with at least l0CompactionTriggerFiles tables in L0: only they can slow or stop writes. */
+  private readonly l0Busy = new Set<ColumnFamily>();
+  /** The sum of every family's memCharged: what the active memtables hold, against writeBufferBytes. */
+  protected activeMemtableBytes = 0;
 
   protected constructor(
     protected readonly fs: FileSystem,
@@ -273,6 +288,14 @@ export class EngineCore {
     this.familiesById.set(family.id, family);
     family.current.refs = 1;
     this.liveVersions.add(family.current);
+    this.noteLevels(family);
+  }
+
+  /** A family's levels changed: it may need a compaction, and may hold writes back. */
+  private noteLevels(family: ColumnFamily): void {
+    this.compactionCandidates.add(family);
+    if (family.levels[0]!.length >= this.settings.l0CompactionTriggerFiles) this.l0Busy.add(family);
+    else this.l0Busy.delete(family);
   }
 
   protected family(name: string): ColumnFamily {
@@ -312,6 +335,11 @@ export class EngineCore {
     const family = this.family(name);
     family.dropped = true;
     this.families.delete(name);
+    this.activeMemtableBytes -= family.memCharged; // Its memtables go with it.
+    family.memCharged = 0;
+    this.compactionCandidates.delete(family);
+    this.flushCandidates.delete(family);
+    this.l0Busy.delete(family);
     while (this.flushing === family || this.compacting === family) await this.progress();
     await this.logEdit({ droppedFamilies: [family.id] });
     this.familiesById.delete(family.id);
@@ -446,8 +474,21 @@ export class EngineCore {
 
   private noteApplied(family: ColumnFamily, lsn: number, tag: number | undefined, lsnFirst: number): void {
     if (tag !== undefined) family.mem.noteTagged(tag, lsnFirst, lsn);
+    const size = family.mem.sizeBytes;
+    this.activeMemtableBytes += size - family.memCharged;
+    family.memCharged = size;
     // A batch larger than a memtable spans two: visibility is by LSN, so this is safe.
-    if (family.mem.sizeBytes >= this.settings.memtableSizeBytes) this.switchMemtable(family);
+    if (size >= this.settings.memtableSizeBytes) this.switchMemtable(family);
+    else if (this.activeMemtableBytes > this.settings.writeBufferBytes) this.switchLargest();
+  }
+
+  /** Over the store-wide write buffer: the family holding the most goes to flush. */
+  private switchLargest(): void {
+    let largest: ColumnFamily | undefined;
+    for (const family of this.families.values()) if (!largest || family.memCharged > largest.memCharged) largest = family;
+    if (!largest || largest.memCharged === 0) return;
+    this.counters.writeBufferSwitches++;
+    this.switchMemtable(largest);
   }
 
   private noteTagged(batch: TaggedBatch): void {
@@ -461,10 +502,8 @@ export class EngineCore {
       this.checkWritable();
       let immutables = 0;
       let l0Files = 0;
-      for (const family of this.families.values()) {
-        immutables = Math.max(immutables, family.imm.length);
-        l0Files = Math.max(l0Files, family.levels[0]!.length);
-      }
+      for (const family of this.flushCandidates) immutables = Math.max(immutables, family.imm.length);
+      for (const family of this.l0Busy) l0Files = Math.max(l0Files, family.levels[0]!.length);
       const stop = immutables >= limits.IMMUTABLE_MEMTABLES_MAX || (this.settings.autoCompaction && l0Files >= this.settings.l0StopTriggerFiles);
       if (stop) {
         const started = Date.now();
@@ -498,7 +537,10 @@ export class EngineCore {
   // ---- background work ----
 
   private switchMemtable(family: ColumnFamily): void {
+    this.activeMemtableBytes -= family.memCharged;
+    family.memCharged = 0;
     family.imm.push(family.mem);
+    this.flushCandidates.add(family);
     family.mem = new (family.mem.constructor as new () => typeof family.mem)();
     this.scheduleBackground();
   }
@@ -517,13 +559,15 @@ export class EngineCore {
   protected scheduleBackground(): void {
     if (this.closed || this.failure) return;
     if (!this.flushing) {
-      const family = mostUrgentFlush(this.families.values());
+      for (const family of this.flushCandidates) if (family.imm.length === 0 || family.dropped) this.flushCandidates.delete(family);
+      const family = mostUrgentFlush(this.flushCandidates);
       if (family) this.runJob('flushing', family, () => this.flushOldest(family));
     }
     if (!this.compacting && this.settings.autoCompaction) {
-      for (const family of this.families.values()) {
-        const pick = pickCompaction(family.levels, family.compactPointers, this.picker);
+      for (const family of this.compactionCandidates) {
+        const pick = family.dropped ? undefined : pickCompaction(family.levels, family.compactPointers, this.picker);
         if (pick) return this.runJob('compacting', family, () => this.compact(family, pick));
+        this.compactionCandidates.delete(family); // Nothing to do until its levels change.
       }
     }
   }
@@ -687,6 +731,7 @@ export class EngineCore {
     family.current.refs = 1;
     this.liveVersions.add(family.current);
     this.releaseVersion(previous);
+    this.noteLevels(family);
   }
 
   /** Deletes tables no live version references; deletions run one after another. */

@@ -9,7 +9,7 @@ export const VALUE_SIZE_BYTES_MAX = 16 * 1024 * 1024;
 /** Items in one write batch. */
 export const BATCH_ITEMS_MAX = 1_000_000;
 /** Column families an engine may hold (ids are one varint on disk). */
-export const FAMILIES_MAX = 4096;
+export const FAMILIES_MAX = 65_536;
 /** Longest column family name. */
 export const FAMILY_NAME_BYTES_MAX = 255;
 
@@ -17,6 +17,11 @@ export const FAMILY_NAME_BYTES_MAX = 255;
 export const LOG_RECORD_SIZE_BYTES_MAX = 64 * 1024 * 1024;
 
 export const MEMTABLE_SIZE_BYTES_DEFAULT = 64 * 1024 * 1024;
+/**
+ * Bytes all active memtables together may hold (RocksDB's db_write_buffer_size): past it the
+ * largest is switched for flush, so memory stays bounded however many families are written.
+ */
+export const WRITE_BUFFER_BYTES_DEFAULT = 256 * 1024 * 1024;
 /** Immutable memtables per family waiting for flush before writes stop. */
 export const IMMUTABLE_MEMTABLES_MAX = 2;
 

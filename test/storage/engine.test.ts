@@ -185,3 +185,27 @@ t.test('a directory holds one engine at a time; a lock left by a dead process is
   writeFileSync(`${directory}/LOCK`, '1\n'); // init: alive, and not this process.
   await t.rejects(Engine.open({ directory }), { code: StorageErrorCode.LOCKED, message: /process 1/ });
 });
+
+t.test('the write buffer bounds all memtables together: past it the largest goes to flush', async (t) => {
+  const capacity = 64 * 1024;
+  const engine = await Engine.open({ directory: t.testdir(), memtableSizeBytes: 16 * 1024 * 1024, writeBufferBytes: capacity, autoCompaction: false });
+  const families = Array.from({ length: 20 }, (_, i) => `f${i}`);
+  for (const name of families) await engine.createFamily(name);
+  const value = Buffer.alloc(200, 0x61);
+  let highest = 0;
+  for (let i = 0; i < 3000; i++) {
+    await engine.write(new WriteBatch().put(families[i % families.length]!, key(`k${String(i).padStart(5, '0')}`), value));
+    highest = Math.max(highest, engine.stats().writeBuffer.usageBytes);
+  }
+  const { writeBuffer, flushes } = engine.stats();
+  // One item's charge may cross the bound before the switch it causes.
+  t.ok(highest <= capacity + 1024, `active memtables peaked at ${highest} bytes against ${capacity}`);
+  t.equal(writeBuffer.capacityBytes, capacity);
+  t.ok(writeBuffer.switches >= Math.floor((3000 * 200) / capacity), `${writeBuffer.switches} switches for ${3000 * 200} value bytes`);
+  t.ok(writeBuffer.usageBytes > 0 && writeBuffer.usageBytes <= capacity + 1024, `${writeBuffer.usageBytes} bytes active now`);
+  await engine.flush();
+  t.equal(engine.stats().writeBuffer.usageBytes, 0, 'the charge goes with the memtables it was for');
+  t.ok(engine.stats().flushes > flushes);
+  for (let i = 0; i < 3000; i += 7) t.equal((await engine.get(families[i % families.length]!, key(`k${String(i).padStart(5, '0')}`)))?.length, 200, `k${i} readable`);
+  await engine.close();
+});
