@@ -8,7 +8,8 @@ import * as path from 'node:path';
 import { DEFAULTS, type Config } from './config.js';
 import { Docket } from './http/context.js';
 import { clientErrorHandler, frameworkErrorHandler, installErrorHandlers } from './http/errors.js';
-import { JSON_MEDIA_TYPES, NDJSON_MEDIA_TYPE } from './http/json.js';
+import { JSON_MEDIA_TYPES, JSON_PATCH_MEDIA_TYPE, JsonPatchText, NDJSON_MEDIA_TYPE } from './http/json.js';
+import { DocketError, DocketErrorCode } from './errors.js';
 import { JsonText } from './documents/json-text.js';
 import * as limits from './limits.js';
 import { DocumentStore, type StoreOptions } from './store.js';
@@ -78,6 +79,11 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   // JSON bodies stay bytes: a document is checked and split by the byte scanner where it is
   // used, so its values are stored as sent; other routes parse them (parseJson) themselves.
   app.addContentTypeParser([...JSON_MEDIA_TYPES], { parseAs: 'buffer' }, (_request, body, done) => done(null, new JsonText(body as Buffer)));
+  // A JSON Patch (RFC 6902) is a body of PATCH /collections/{c}/docs/{id} only, the one PATCH route.
+  app.addContentTypeParser(JSON_PATCH_MEDIA_TYPE, { parseAs: 'buffer' }, (request, body, done) => {
+    if (request.method === 'PATCH') done(null, new JsonPatchText(body as Buffer));
+    else done(new DocketError(DocketErrorCode.UNSUPPORTED_MEDIA_TYPE, `${JSON_PATCH_MEDIA_TYPE} is a body of PATCH only (a document's JSON Patch)`), undefined);
+  });
   // NDJSON is streamed by the bulk route itself (request.raw); the body is left unread here.
   app.addContentTypeParser(NDJSON_MEDIA_TYPE, (_request, _payload, done) => done(null, undefined));
 

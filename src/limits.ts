@@ -14,6 +14,8 @@ export const FIELD_NAME_SIZE_BYTES_MAX = 256;
 export const FIELDS_PER_DOCUMENT_MAX = 1024;
 /** Nesting of arrays and objects; the document itself is depth 1. JSON.stringify fails near 4,000. */
 export const DOCUMENT_DEPTH_MAX = 64;
+/** Operations in one JSON Patch (RFC 6902); more is 400 DOCKET_ERR_PATCH_INVALID. */
+export const JSON_PATCH_OPERATIONS_MAX = 1000;
 /** Operations in one atomic batch. */
 export const BATCH_OPERATIONS_MAX = 10_000;
 /** Encoded size of one transaction's binlog record: one atomic batch. */

@@ -13,6 +13,7 @@ import { assemble } from './documents/assemble.js';
 import { decodeHeader } from './documents/header.js';
 import { CATALOG_FAMILY, familyName, fieldKey, metaFamily, metaKey } from './documents/keys.js';
 import { isPlainObject, mergePatch, setOwn } from './documents/merge-patch.js';
+import { applyJsonPatch, JsonPatch } from './documents/json-patch.js';
 import { checkCollectionName, checkId, documentFields, limit, type FieldList } from './documents/validate.js';
 import { fieldsOf, JsonText, mergeFields, textOf } from './documents/json-text.js';
 import { EpochKeeper, type EpochStats } from './epochs.js';
@@ -72,6 +73,7 @@ export interface StoredDocument {
 
 export type BatchOperation =
   | ({ readonly op: 'put'; readonly collection: string; readonly id: string; readonly document: unknown } & WriteConditions)
+  /** `patch`: a JSON Merge Patch (RFC 7396) as a value or JsonText, or a JsonPatch (RFC 6902). */
   | ({ readonly op: 'patch'; readonly collection: string; readonly id: string; readonly patch: unknown } & Pick<WriteConditions, 'ifRevision' | 'ifCurrent'>)
   | ({ readonly op: 'delete'; readonly collection: string; readonly id: string } & Pick<WriteConditions, 'ifRevision' | 'ifCurrent'>);
 
@@ -334,6 +336,7 @@ export class DocumentStore {
       const { document } = operation;
       return { collection, operation, fields: document instanceof JsonText ? fieldsOf(document) : documentFields(document) };
     }
+    if (operation.op === 'patch' && operation.patch instanceof JsonPatch) return { collection, operation, fields: undefined };
     const notObject = 'a merge patch must be a JSON object';
     if (operation.op === 'patch' && operation.patch instanceof JsonText) return { collection, operation, fields: fieldsOf(operation.patch, notObject) };
     if (operation.op === 'patch' && !isPlainObject(operation.patch)) throw new DocketError(DocketErrorCode.DOCUMENT_INVALID, notObject);
@@ -397,6 +400,12 @@ export class DocumentStore {
   /** The fields a patch leaves, checked against the schema. */
   private patched(collection: Collection, current: DocumentState, patch: unknown, patchFields: FieldList | undefined): FieldList {
     const values = current.values as readonly Buffer[]; // withValues filled every one.
+    if (patch instanceof JsonPatch) {
+      // Only the top-level members the patch names are parsed; the others keep their bytes.
+      const result = applyJsonPatch(current.fieldNames, values, patch);
+      if (collection.validate) this.validate(collection, JSON.parse(textOf(result)));
+      return result;
+    }
     if (patch instanceof JsonText) {
       const merged = mergeFields(current.fieldNames, values, patchFields!);
       if (collection.validate) this.validate(collection, JSON.parse(textOf(merged)));
