@@ -5,7 +5,7 @@
 import * as path from 'node:path';
 import { Engine, LruCache, RealFileSystem, type EngineOptions, type EngineStats, type FileSystem, type RecoveryReport } from '../storage/index.js';
 import { Binlog, BINLOG_SEGMENT_SIZE_BYTES_DEFAULT, type BinlogOpenReport, type BinlogStats, type SyncPolicy } from './binlog/binlog.js';
-import { ChangeFeed, type ChangesOptions, type ChangesPage } from './changes.js';
+import { ChangeFeed, COLLECTION_ID, type Change, type ChangesOptions, type ChangesPage } from './changes.js';
 import { defineCollection, loadCatalog, sameOptions, Collection, type CollectionDefinition, type CollectionOptions } from './catalog.js';
 import { CommitPipeline, documentKey, type DocumentState, type LogPosition, type PlannedOperation, type PlannedWrite } from './commit.js';
 import { DocketError, DocketErrorCode } from './errors.js';
@@ -516,7 +516,40 @@ export class DocumentStore {
   /** Acknowledged changes after TSN `since`, whole transactions, in TSN order. */
   async changes(since: number, options: ChangesOptions = {}): Promise<ChangesPage> {
     this.checkOpen();
-    return this.feed.page(since, options);
+    const page = await this.feed.page(since, options);
+    if (!options.includeDocs) return page;
+    // Each document read once a page, as it is now (CouchDB's include_docs reads the same way).
+    const docs = new Map<string, Promise<string | null>>();
+    const changes: Change[] = [];
+    for (const change of page.changes) {
+      if (!('id' in change) || change.op === 'delete') {
+        changes.push(change);
+        continue;
+      }
+      const collectionId = change[COLLECTION_ID]!;
+      const key = `${collectionId} ${change.id}`;
+      let doc = docs.get(key);
+      if (doc === undefined) docs.set(key, (doc = this.documentNow(collectionId, change.collection, change.id)));
+      changes.push({ ...change, doc: await doc });
+    }
+    return { ...page, changes };
+  }
+
+  /** The document's JSON as stored now, if the collection with that id still holds it; null otherwise. */
+  private async documentNow(collectionId: number, collection: string, id: string): Promise<string | null> {
+    const target = this.catalog.get(collection);
+    if (!target || target.id !== collectionId || target.dropped) return null;
+    try {
+      return (await this.get(collection, id))?.json ?? null;
+    } catch (error) {
+      if (error instanceof DocketError && error.code === DocketErrorCode.COLLECTION_NOT_FOUND) return null; // Dropped meanwhile.
+      throw error;
+    }
+  }
+
+  /** The last acknowledged TSN: where `since=now` starts the change feed. */
+  get changesEnd(): number {
+    return this.pipeline.acknowledged.tsn;
   }
 
   /** Resolves true once a transaction after `since` is acknowledged; false on timeout, abort or close. */
