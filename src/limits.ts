@@ -60,6 +60,11 @@ export const CHANGES_LIMIT_MAX = 10_000;
 export const CHANGES_SCAN_TRANSACTIONS_MAX = 10_000;
 /** Bytes of binlog records one change-feed call reads at most (it always reads one transaction whole). */
 export const CHANGES_SCAN_BYTES_MAX = 16 * 1024 * 1024;
+/**
+ * Bytes of documents one change-feed page with include_docs carries, about: past it the page
+ * ends with the transaction it is in (never split), and `last` says where to go on from.
+ */
+export const CHANGES_DOCS_BYTES_MAX = 16 * 1024 * 1024;
 /** How long a long poll of the change feed waits for a change, by default and at most. */
 export const LONGPOLL_TIMEOUT_MS_DEFAULT = 30_000;
 export const LONGPOLL_TIMEOUT_MS_MAX = 60_000;

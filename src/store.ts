@@ -521,7 +521,11 @@ export class DocumentStore {
     // Each document read once a page, as it is now (CouchDB's include_docs reads the same way).
     const docs = new Map<string, Promise<string | null>>();
     const changes: Change[] = [];
+    let docBytes = 0;
     for (const change of page.changes) {
+      // Past the bound, the page ends where a transaction does; `last` is the one before.
+      const previous = changes.at(-1);
+      if (docBytes >= limits.CHANGES_DOCS_BYTES_MAX && previous !== undefined && previous.tsn !== change.tsn) return { changes, last: previous.tsn };
       if (!('id' in change) || change.op === 'delete') {
         changes.push(change);
         continue;
@@ -530,7 +534,9 @@ export class DocumentStore {
       const key = `${collectionId} ${change.id}`;
       let doc = docs.get(key);
       if (doc === undefined) docs.set(key, (doc = this.documentNow(collectionId, change.collection, change.id)));
-      changes.push({ ...change, doc: await doc });
+      const text = await doc;
+      docBytes += text?.length ?? 0;
+      changes.push({ ...change, doc: text });
     }
     return { ...page, changes };
   }

@@ -8,6 +8,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
 import { buildApp } from '../../src/app.js';
+import * as limits from '../../src/limits.js';
 
 async function openApp(t: Test): Promise<FastifyInstance> {
   const app = await buildApp({ config: { dataDirectory: t.testdir() } });
@@ -119,4 +120,21 @@ t.test('a page never splits a transaction, so it can hold more than limit change
   const page = JSON.parse((await call(app, 'GET', '/changes?since=1&limit=1')).body) as { changes: { tsn: number }[]; last: number };
   t.same(page.changes.map((c) => c.tsn), [2, 2, 2], 'the whole bulk transaction, three changes for a limit of one');
   t.equal(page.last, 2);
+});
+
+t.test('a page with include_docs ends at a transaction boundary once it carries CHANGES_DOCS_BYTES_MAX of documents', async (t) => {
+  const app = await openApp(t);
+  await call(app, 'PUT', '/collections/c');
+  const big = 'x'.repeat(1_000_000);
+  const count = Math.ceil(limits.CHANGES_DOCS_BYTES_MAX / 1_000_000) + 2;
+  for (let i = 0; i < count; i++) t.equal((await call(app, 'PUT', `/collections/c/docs/d${i}`, `{"s":"${big}"}`)).status, 201);
+  const last = 1 + count;
+  const first = JSON.parse((await call(app, 'GET', '/changes?since=1&include_docs=true')).body) as { changes: { tsn: number; doc: { s: string } }[]; last: number };
+  t.ok(first.last < last, `the page stopped early (at TSN ${first.last} of ${last})`);
+  t.equal(first.changes.at(-1)!.tsn, first.last, 'its last is the last transaction it holds');
+  t.ok(first.changes.length * 1_000_000 >= limits.CHANGES_DOCS_BYTES_MAX, 'after reaching the bound');
+  t.ok(first.changes.every((c) => c.doc.s.length === 1_000_000), 'every document whole');
+  const rest = JSON.parse((await call(app, 'GET', `/changes?since=${first.last}&include_docs=true`)).body) as { changes: { tsn: number }[]; last: number };
+  t.same([...first.changes, ...rest.changes].map((c) => c.tsn), Array.from({ length: count }, (_, i) => i + 2), 'the next page goes on where it stopped');
+  t.equal(rest.last, last);
 });
