@@ -10,6 +10,7 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { bulkLoad, BulkLinesFailed } from '../src/bulk.js';
 import { DocketError, DocketErrorCode } from '../src/errors.js';
+import { decodeStream, requestCodings } from '../src/http/content-encoding.js';
 import type { Docket } from '../src/http/context.js';
 import { describeError } from '../src/http/errors.js';
 import { NDJSON_MEDIA_TYPE } from '../src/http/json.js';
@@ -56,8 +57,11 @@ export const bulkRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app, { 
       let onCut!: () => void;
       cutting.set(socket, new Promise<void>((resolve) => (onCut = resolve)));
       const options = { collection: request.params.collection, idField, atomic, lineBytesMax: docket.config.bulkLineBytesMax, signal: docket.shutdownSignal, onCut, ...(previous ? { previous } : {}) };
+      // A compressed body is decoded as it streams, bounded (src/http/content-encoding.ts).
+      const codings = requestCodings(request.headers['content-encoding']);
+      const body = codings.length === 0 ? request.raw : decodeStream(request.raw, codings, docket.config.bodyLimitBytes);
       try {
-        return await bulkLoad(docket.store, request.raw, options);
+        return await bulkLoad(docket.store, body, options);
       } catch (error) {
         // The rest of an unread body is not worth draining: answer and close the connection.
         if (!request.raw.readableEnded) void reply.header('connection', 'close');
@@ -72,7 +76,11 @@ export const bulkRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app, { 
 
 async function requireNdjson(request: FastifyRequest, reply: FastifyReply): Promise<void> {
   const type = request.headers['content-type'];
-  if (type?.split(';')[0]!.trim().toLowerCase() === NDJSON_MEDIA_TYPE) return;
-  void reply.header('connection', 'close'); // The body is never read.
-  throw new DocketError(DocketErrorCode.UNSUPPORTED_MEDIA_TYPE, `a bulk body must be ${NDJSON_MEDIA_TYPE}, not ${type ?? 'absent'}`);
+  try {
+    if (type?.split(';')[0]!.trim().toLowerCase() !== NDJSON_MEDIA_TYPE) throw new DocketError(DocketErrorCode.UNSUPPORTED_MEDIA_TYPE, `a bulk body must be ${NDJSON_MEDIA_TYPE}, not ${type ?? 'absent'}`);
+    requestCodings(request.headers['content-encoding']); // An unknown coding is 415 before anything is read.
+  } catch (error) {
+    void reply.header('connection', 'close'); // The body is never read.
+    throw error;
+  }
 }

@@ -1,5 +1,6 @@
 // Documents: PUT (create or replace), POST (create with a generated id), GET/HEAD (optionally
-// only some fields), PATCH (JSON Merge Patch or JSON Patch), DELETE, and listing by id with a keyset cursor.
+// only some fields; If-Match then If-None-Match), PATCH (JSON Merge Patch or JSON Patch), DELETE, and listing by id
+// with a keyset cursor.
 // The revision is the TSN that last wrote a document and its strong ETag; If-Match and
 // If-None-Match become store conditions, so a precondition is checked atomically with the write.
 
@@ -84,6 +85,7 @@ export const documentRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app
     const document = await docket.store.get(collection, id, fields ? { fields } : {});
     if (!document) throw new DocketError(DocketErrorCode.DOCUMENT_NOT_FOUND, `no document ${JSON.stringify(id)} in ${collection}`);
     void reply.header('etag', etag(document.revision));
+    readPreconditions(request, id, document.revision);
     const unchanged = parseWeakTagList(request.headers['if-none-match']);
     if (unchanged !== undefined && matches(unchanged, document.revision)) return reply.code(304).send();
     return reply.type('application/json; charset=utf-8').send(document.json);
@@ -111,6 +113,18 @@ function fieldsOf(value: string | string[] | undefined): string[] | undefined {
   if (value === undefined) return undefined;
   const names = (Array.isArray(value) ? value : [value]).flatMap((part) => part.split(',')).filter((name) => name !== '');
   return [...new Set(names)];
+}
+
+/**
+ * If-Match on a read (RFC 9110 §13.1.1, evaluated before If-None-Match, §13.2.2): strong
+ * comparison; when no listed tag is the document's revision the read is refused, 412. (A
+ * document that does not exist is 404 whatever the preconditions: §13.2.1.)
+ */
+function readPreconditions(request: FastifyRequest, id: string, revision: number): void {
+  const ifMatch = parseTagList(request.headers['if-match'], 'If-Match');
+  if (ifMatch !== undefined && !matches(ifMatch, revision)) {
+    throw new DocketError(DocketErrorCode.DOCUMENT_CONFLICT, `document ${JSON.stringify(id)} is at revision ${revision}, which If-Match does not name`);
+  }
 }
 
 /**

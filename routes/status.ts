@@ -21,6 +21,10 @@ export const statusRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app, 
 
   app.get('/stats', async () => {
     const stats = docket.store.stats();
-    return { ...stats, sync: { mode: docket.config.sync, ...(docket.config.sync === 'periodic' ? { intervalMs: docket.config.syncIntervalMs } : {}) } };
+    return {
+      ...stats,
+      sync: { mode: docket.config.sync, ...(docket.config.sync === 'periodic' ? { intervalMs: docket.config.syncIntervalMs } : {}) },
+      ...(docket.overload ? { overload: docket.overload.stats() } : {}),
+    };
   });
 };

@@ -3,13 +3,19 @@
 // settles when it is open (routes answer 503 until then).
 
 import Fastify, { type FastifyHttpOptions, type FastifyInstance } from 'fastify';
+import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import * as path from 'node:path';
-import { DEFAULTS, type Config } from './config.js';
+import type { Writable } from 'node:stream';
+import { ConfigError, DEFAULTS, type Config } from './config.js';
 import { Docket } from './http/context.js';
+import { decodedRequestBody } from './http/content-encoding.js';
 import { clientErrorHandler, frameworkErrorHandler, installErrorHandlers } from './http/errors.js';
 import { JSON_MEDIA_TYPES, JSON_PATCH_MEDIA_TYPE, JsonPatchText, NDJSON_MEDIA_TYPE } from './http/json.js';
 import { DocketError, DocketErrorCode } from './errors.js';
+import type { EventLoopDelayProbe, OverloadGuard } from './http/overload.js';
+import { securityPlugin } from './http/security.js';
+import { installResponseHooks } from './http/responses.js';
 import { JsonText } from './documents/json-text.js';
 import * as limits from './limits.js';
 import { DocumentStore, type StoreOptions } from './store.js';
@@ -31,6 +37,10 @@ export interface AppOptions {
   readonly config?: Partial<Config>;
   /** Pino logging (the server's, at config.logLevel); tests leave it off. */
   readonly logger?: boolean;
+  /** Where pino writes (standard output by default); tests capture the log this way. */
+  readonly logStream?: Writable;
+  /** The event-loop delay measure of load shedding (tests substitute their own). */
+  readonly eventLoopDelayProbe?: EventLoopDelayProbe;
   /** Store options beyond what the config sets (tests: a simulated file system, tuning). */
   readonly store?: Partial<StoreOptions>;
   /** Called with each route as it is registered (the contract test lists them this way). */
@@ -46,8 +56,10 @@ const CONNECTIONS_CHECK_INTERVAL_MS_MAX = 1000;
 
 export async function buildApp(options: AppOptions = {}): Promise<FastifyInstance> {
   const config: Config = { ...DEFAULTS, ...options.config };
+  // No log line carries a credential, whatever a serializer or a route chooses to log.
+  const redact = { paths: ['req.headers.authorization', 'req.headers.cookie', 'request.headers.authorization', 'headers.authorization'], censor: '[redacted]' };
   const fastifyOptions: FastifyHttpOptions<Server> = {
-    logger: options.logger ? { level: config.logLevel } : false,
+    logger: options.logger ? { level: config.logLevel, redact, ...(options.logStream ? { stream: options.logStream } : {}) } : false,
     bodyLimit: config.bodyLimitBytes,
     requestTimeout: config.requestTimeoutMs,
     keepAliveTimeout: config.keepAliveTimeoutMs,
@@ -55,6 +67,8 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     // Node checks the headers and request timeouts only this often (30 s by default), so a
     // slow client would hold its socket up to 30 s past either; check a few times per timeout.
     http: { connectionsCheckingInterval: Math.min(CONNECTIONS_CHECK_INTERVAL_MS_MAX, Math.ceil(config.headersTimeoutMs / 4)) },
+    // HTTPS with --tls-cert and --tls-key (node:https takes the same connection options).
+    ...(config.tlsCert === '' ? {} : { https: { cert: readPem(config.tlsCert, '--tls-cert'), key: readPem(config.tlsKey, '--tls-key'), connectionsCheckingInterval: Math.min(CONNECTIONS_CHECK_INTERVAL_MS_MAX, Math.ceil(config.headersTimeoutMs / 4)) } }),
     return503OnClosing: false, // Docket answers 503 itself, in its own error shape.
     clientErrorHandler,
     frameworkErrors: frameworkErrorHandler,
@@ -62,9 +76,14 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   const app = Fastify(fastifyOptions);
   app.server.headersTimeout = config.headersTimeoutMs;
   if (options.onRoute) app.addHook('onRoute', options.onRoute);
+  // Load shedding and access control, before every route (and checks each has a permission).
+  // First, before the store opens: a server that may not start (no token off loopback) stops here.
+  let guard: OverloadGuard | undefined;
+  await app.register(securityPlugin, { config, ...(options.eventLoopDelayProbe ? { probe: options.eventLoopDelayProbe } : {}), onGuard: (created) => (guard = created) });
 
-  const docket = new Docket(config, () =>
+  const docket = new Docket(config, (onReplayProgress) =>
     DocumentStore.open({
+      onReplayProgress,
       directory: path.resolve(config.dataDirectory),
       sync: config.sync === 'periodic' ? { mode: 'periodic', intervalMs: config.syncIntervalMs } : { mode: 'immediate' },
       durability: config.durability,
@@ -72,19 +91,24 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
       ...options.store,
     }),
   );
+  docket.overload = guard;
   app.decorate('docket', docket);
 
   installErrorHandlers(app);
+  installResponseHooks(app); // JSON ends with a newline; large bodies compressed per Accept-Encoding.
   app.removeAllContentTypeParsers();
   // JSON bodies stay bytes: a document is checked and split by the byte scanner where it is
   // used, so its values are stored as sent; other routes parse them (parseJson) themselves.
-  app.addContentTypeParser([...JSON_MEDIA_TYPES], { parseAs: 'buffer' }, (_request, body, done) => done(null, new JsonText(body as Buffer)));
+  // A Content-Encoding is decoded first, to at most the body limit (src/http/content-encoding.ts).
+  app.addContentTypeParser([...JSON_MEDIA_TYPES], { parseAs: 'buffer' }, (request, body, done) => {
+    decodedRequestBody(request.headers['content-encoding'], body as Buffer, config.bodyLimitBytes).then((bytes) => done(null, new JsonText(bytes)), done);
+  });
   // A JSON Patch (RFC 6902) is a body of PATCH /collections/{c}/docs/{id} only, the one PATCH route.
   app.addContentTypeParser(JSON_PATCH_MEDIA_TYPE, { parseAs: 'buffer' }, (request, body, done) => {
-    if (request.method === 'PATCH') done(null, new JsonPatchText(body as Buffer));
-    else done(new DocketError(DocketErrorCode.UNSUPPORTED_MEDIA_TYPE, `${JSON_PATCH_MEDIA_TYPE} is a body of PATCH only (a document's JSON Patch)`), undefined);
+    if (request.method !== 'PATCH') return done(new DocketError(DocketErrorCode.UNSUPPORTED_MEDIA_TYPE, `${JSON_PATCH_MEDIA_TYPE} is a body of PATCH only (a document's JSON Patch)`), undefined);
+    decodedRequestBody(request.headers['content-encoding'], body as Buffer, config.bodyLimitBytes).then((bytes) => done(null, new JsonPatchText(bytes)), done);
   });
-  // NDJSON is streamed by the bulk route itself (request.raw); the body is left unread here.
+  // NDJSON is streamed (and decoded) by the bulk route itself (request.raw); the body is left unread here.
   app.addContentTypeParser(NDJSON_MEDIA_TYPE, (_request, _payload, done) => done(null, undefined));
 
   await app.register(metricsRoutes, { docket });
@@ -95,7 +119,18 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(bulkRoutes, { docket });
   await app.register(openapiRoutes, { docket });
 
+  // A request its client abandons (a reset, a closed socket) never logs "request completed";
+  // log that it ended, so the log accounts for every request it says came in.
+  app.addHook('onRequestAbort', async (request) => request.log.info('request aborted by the client'));
   app.addHook('preClose', async () => docket.beginClose());
   app.addHook('onClose', async () => docket.close());
   return app;
+}
+
+function readPem(file: string, flag: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (error) {
+    throw new ConfigError(`${flag}: cannot read ${file}: ${(error as Error).message}`);
+  }
 }

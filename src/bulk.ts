@@ -348,6 +348,8 @@ async function readChunk(body: Readable, signal: AbortSignal | undefined): Promi
     const chunk = body.read() as Buffer | string | null;
     if (chunk !== null) return typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
     if (body.readableEnded) return null;
+    // A decoding body (src/http/content-encoding.ts) fails with its own coded error.
+    if (body.errored instanceof DocketError) throw body.errored;
     if (body.destroyed) throw new DocketError(DocketErrorCode.BODY_INVALID, 'the request body broke off before its end', { cause: body.errored });
     await readable(body, signal);
   }

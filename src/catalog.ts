@@ -6,13 +6,19 @@ import { createRequire } from 'node:module';
 import type { ValidateFunction } from 'ajv';
 import { ByteReader, type Engine } from '../storage/index.js';
 import { DocketError, DocketErrorCode } from './errors.js';
-import { CATALOG_FAMILY, COLLECTION_KEY_PREFIX, FIELD_ASSIGNMENT_KEY_PREFIX, FIRST_FIELD_FAMILY_NUMBER, META_FAMILY_NUMBER, OVERFLOW_FAMILY_NUMBER, parseFieldAssignmentKey } from './documents/keys.js';
+import { decodeHeader } from './documents/header.js';
+import { CATALOG_FAMILY, COLLECTION_KEY_PREFIX, DOCUMENT_COUNT_KEY_PREFIX, FIELD_ASSIGNMENT_KEY_PREFIX, metaFamily, FIRST_FIELD_FAMILY_NUMBER, META_FAMILY_NUMBER, OVERFLOW_FAMILY_NUMBER, parseFieldAssignmentKey } from './documents/keys.js';
+import { setOwn } from './documents/merge-patch.js';
 import type { FieldAssignment } from './documents/record.js';
 import * as limits from './limits.js';
 
 // ajv is CommonJS; createRequire gives its constructor without default-import guesswork.
 const Ajv2020 = createRequire(import.meta.url)('ajv/dist/2020.js') as typeof import('ajv/dist/2020.js').default;
-const ajv = new Ajv2020({ strict: false, allErrors: false });
+// ownProperties: `required`, `properties`, `dependentRequired` and the rest look at the
+// document's own members only, never Object.prototype's (`constructor`, `toString`,
+// `__proto__`...). Documents reach validate from JSON.parse, whose `__proto__` keys are own
+// data properties (test/http/schema-own-properties.test.ts).
+const ajv = new Ajv2020({ strict: false, allErrors: false, ownProperties: true });
 
 /** What a client gives when creating a collection. */
 export interface CollectionOptions {
@@ -47,6 +53,11 @@ export class Collection {
   readonly validate: ValidateFunction | undefined;
   /** Set when a drop is sequenced: later plans against this object are refused. */
   dropped = false;
+  /**
+   * Live documents, exact, as the last sequenced transaction leaves them: the commit pipeline
+   * moves it at sequencing and logs it in every transaction that writes the collection.
+   */
+  documents = 0;
   /**
    * Settles when the create is applied: the catalog names a collection from its sequencing on,
    * but its families exist only once the create reaches the engine, so reads and writes of a
@@ -115,10 +126,40 @@ export class Collection {
 
 function compileSchema(schema: Record<string, unknown>): ValidateFunction {
   try {
-    return ajv.compile(schema);
+    return ajv.compile(withOwnProto(schema) as Record<string, unknown>);
   } catch (error) {
     throw new DocketError(DocketErrorCode.COLLECTION_DEFINITION_INVALID, `the schema does not compile: ${(error as Error).message}`);
   }
+}
+
+const PROTO = '__proto__';
+const PROTO_PATTERN = '^__proto__$';
+
+/**
+ * The schema as ajv is given it. ajv skips a `__proto__` entry of `properties` (against
+ * pollution of its own objects), so a schema typing `__proto__` would judge nothing; such an
+ * entry is compiled as the equivalent `patternProperties` entry `^__proto__$` (which counts
+ * for additionalProperties and unevaluatedProperties the same way). `required` and
+ * `dependentRequired` need nothing: ajv takes `__proto__` there as any other name. A copy:
+ * the definition is logged as the client gave it.
+ */
+function withOwnProto(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(withOwnProto);
+  if (typeof schema !== 'object' || schema === null) return schema;
+  const copy: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(schema)) setOwn(copy, key, withOwnProto(value));
+  const properties = copy['properties'];
+  if (typeof properties !== 'object' || properties === null || Array.isArray(properties) || !Object.hasOwn(properties, PROTO)) return copy;
+  const rest: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(properties)) if (key !== PROTO) setOwn(rest, key, value);
+  const patterns: Record<string, unknown> = {};
+  const given = copy['patternProperties'];
+  if (typeof given === 'object' && given !== null) for (const [key, value] of Object.entries(given)) setOwn(patterns, key, value);
+  const proto = (properties as Record<string, unknown>)[PROTO];
+  patterns[PROTO_PATTERN] = Object.hasOwn(patterns, PROTO_PATTERN) ? { allOf: [patterns[PROTO_PATTERN], proto] } : proto;
+  copy['properties'] = rest;
+  copy['patternProperties'] = patterns;
+  return copy;
 }
 
 /** Checks what a client asks for and gives the definition a create transaction logs. */
@@ -157,5 +198,21 @@ export async function loadCatalog(engine: Engine): Promise<Map<string, Collectio
     const reader = new ByteReader(value, 0, value.length, 'field assignment');
     byId.get(collectionId)?.add({ name: fieldName, fieldNumber: reader.varint(), familyNumber: reader.varint() });
   }
+  const uncounted = new Set(byId.values());
+  for await (const { key, value } of engine.iterator(CATALOG_FAMILY, { prefix: DOCUMENT_COUNT_KEY_PREFIX })) {
+    const collection = byId.get(key.readUIntBE(1, 6));
+    if (!collection) continue;
+    collection.documents = new ByteReader(value, 0, value.length, 'document count').varint();
+    uncounted.delete(collection);
+  }
+  // A collection no transaction has written since it was created has no count item, nor has one
+  // last written by a build before record version 2: count its live headers once.
+  for (const collection of uncounted) collection.documents = await countLive(engine, collection.id);
   return new Map([...byId.values()].map((collection) => [collection.name, collection]));
+}
+
+async function countLive(engine: Engine, collectionId: number): Promise<number> {
+  let documents = 0;
+  for await (const { value } of engine.iterator(metaFamily(collectionId))) if (!decodeHeader(value).deleted) documents++;
+  return documents;
 }

@@ -141,6 +141,7 @@ export class ChangeFeed {
     const tsn = record.tsn;
     for (const op of decodeTransaction(record.payload).ops) {
       let change: Change;
+      if (op.kind === 'count') continue; // Bookkeeping in the same transaction, not a change.
       if (op.kind === 'write') {
         change = { tsn, collection: await this.nameOf(op.collectionId, tsn), id: op.id, op: op.action, rev: tsn, [COLLECTION_ID]: op.collectionId };
       } else {
@@ -175,7 +176,7 @@ export class ChangeFeed {
     let throughTsn = fromTsn - 1;
     if (fromTsn <= this.openedTsn) {
       for await (const record of this.binlog.read(fromTsn, { throughTsn: this.openedTsn })) {
-        for (const op of decodeTransaction(record.payload).ops) if (op.kind !== 'write') this.learn(op.collectionId, op.name);
+        for (const op of decodeTransaction(record.payload).ops) if (op.kind === 'create' || op.kind === 'drop') this.learn(op.collectionId, op.name);
         throughTsn = record.tsn;
         if (this.names.has(collectionId)) break;
       }

@@ -1,27 +1,27 @@
 // The commit pipeline: the one place where TSN order is decided. A planned transaction is
 // sequenced (TSN assigned, new fields numbered, record encoded, appended to the binlog) in one
-// synchronous step, so binlog order is TSN order; an applier then writes each transaction's
-// translated items to the engine in that same order, so LSNs increase with TSNs.
+// synchronous step, so binlog order is TSN order; the applier (applier.ts, which recovery
+// replays with too) then writes each transaction's items to the engine in that same order, so
+// LSNs increase with TSNs.
 //
-//   write(plan):  sequence ─▶ binlog.append ─▶ [immediate: fdatasync] ─▶ applier ─▶ engine.write ─▶ ack
+//   write(plan):  sequence ─▶ binlog.append ─▶ [immediate: fdatasync] ─▶ applier ─▶ engine ─▶ ack
 //
 // Invariant: a transaction is applied (and so visible) only after binlog.append resolved: after
 // its fdatasync under `immediate`, after its write under `periodic`.
 // Invariant: no table holding TSN t is installed before the binlog is durable through t (the
 // engine's flushBarrier is binlog.waitDurable), and no family is created or dropped ahead of
-// the binlog either.
+// the binlog either (the applier waits for it).
 // Invariant: the overlay holds, per document, the state its latest sequenced transaction
 // leaves, until that transaction is applied; planning reads it before the engine.
 
 import assert from 'node:assert/strict';
-import type { Engine, FlushFlag } from '../storage/index.js';
-import { ByteWriter, WriteBatch } from '../storage/index.js';
+import type { Engine } from '../storage/index.js';
+import { ByteWriter } from '../storage/index.js';
+import { Applier, type LogPosition } from './applier.js';
 import type { Binlog } from './binlog/binlog.js';
 import type { Collection } from './catalog.js';
 import { DocketError, DocketErrorCode } from './errors.js';
-import { familyName } from './documents/keys.js';
-import { beginRecord, encodeCreate, encodeDrop, encodeWriteFields, WriteFields, type WriteAction } from './documents/record.js';
-import { translate, type Outline } from './documents/translate.js';
+import { beginRecord, encodeCount, encodeCreate, encodeDrop, encodeWriteFields, WriteFields, type WriteAction } from './documents/record.js';
 import * as limits from './limits.js';
 import { Watermark } from './watermark.js';
 
@@ -43,6 +43,8 @@ export interface PlannedWrite {
   readonly action: WriteAction;
   readonly collection: Collection;
   readonly id: string;
+  /** Whether the document was live before this write (the collection's count moves by the difference). */
+  readonly wasLive: boolean;
   readonly deleted: boolean;
   readonly fieldNames: readonly string[];
   /** The new state's values, per field of fieldNames, where known at planning (for the overlay). */
@@ -58,12 +60,7 @@ export type PlannedOperation =
   | { readonly kind: 'create'; readonly collectionId?: number; readonly name: string; readonly definition: (id: number) => string }
   | { readonly kind: 'drop'; readonly collection: Collection };
 
-/** What the last applied transaction was, for the flag a new family starts with. */
-export interface LogPosition {
-  readonly tsn: number;
-  readonly lsnFirst: number;
-  readonly lsnLast: number;
-}
+export type { LogPosition } from './applier.js';
 
 export interface CommitHooks {
   /** Called synchronously at sequencing: the catalog changes in TSN order. */
@@ -95,7 +92,9 @@ export class CommitPipeline {
   private inFlight = 0;
   private readonly slotWaiters: (() => void)[] = [];
   private readonly idleWaiters: (() => void)[] = [];
-  private previous: { tsn: number; lsnFirst: Promise<number>; count: number };
+  private readonly applier: Applier;
+  /** The engine write of the last transaction applied. */
+  private lastWritten: Promise<void> = Promise.resolve();
   private failure: DocketError | undefined;
   private closing = false;
   private readonly encoder = new ByteWriter(64 * 1024);
@@ -109,16 +108,16 @@ export class CommitPipeline {
   private readonly acknowledgedAhead = new Set<number>();
 
   constructor(
-    private readonly engine: Engine,
+    engine: Engine,
     private readonly binlog: Binlog,
-    private readonly families: Set<string>,
+    families: Set<string>,
     private readonly hooks: CommitHooks,
-    private readonly flags: boolean,
+    flags: boolean,
     last: LogPosition,
   ) {
     this.lastTsn = last.tsn;
     this.acknowledged = new Watermark(last.tsn);
-    this.previous = { tsn: last.tsn, lsnFirst: Promise.resolve(last.lsnFirst), count: last.lsnLast - last.lsnFirst + 1 };
+    this.applier = new Applier(engine, families, { flags, waitDurable: (tsn) => binlog.waitDurable(tsn) }, last);
   }
 
   get tsn(): number {
@@ -186,8 +185,11 @@ export class CommitPipeline {
     this.checkWritable();
     checkPlan(planned);
     const tsn = this.lastTsn + 1;
-    beginRecord(this.encoder, planned.length);
+    const counted = countedCollections(planned);
+    beginRecord(this.encoder, planned.length + counted.length);
     for (const op of planned) this.encode(op, tsn);
+    // Each collection a write touched gets its exact live count as this transaction leaves it.
+    for (const collection of counted) encodeCount(this.encoder, collection.id, collection.documents);
     const payload = Buffer.from(this.encoder.view());
     assert(payload.length <= limits.TRANSACTION_SIZE_BYTES_MAX, 'planning bounds the record size');
     this.lastTsn = tsn;
@@ -212,6 +214,8 @@ export class CommitPipeline {
       this.hooks.onDrop(collection);
       encodeDrop(this.encoder, { kind: 'drop', collectionId: collection.id, name: collection.name, familyNumbers: collection.familyNumbers(), fieldNames: [...collection.fields.keys()] });
     } else {
+      op.collection.documents += (op.deleted ? 0 : 1) - (op.wasLive ? 1 : 0);
+      assert(op.collection.documents >= 0, 'a collection never counts fewer than no documents');
       fillWriteFields(op, this.writeFields);
       encodeWriteFields(this.encoder, op.action, op.collection.id, op.id, op.deleted, this.writeFields);
     }
@@ -248,21 +252,15 @@ export class CommitPipeline {
   }
 
   private async apply(pending: Pending): Promise<void> {
-    const { tsn, payload } = pending;
-    const batch = new WriteBatch();
-    const outline: Outline = translate(payload, tsn, batch);
-    for (const name of outline.families) await this.createFamily(name);
-    const lsnFirst = this.engine.write(batch, this.flags ? { tag: tsn } : {});
-    this.previous = { tsn, lsnFirst, count: batch.length };
-    lsnFirst.then(
+    const { written } = await this.applier.apply(pending.tsn, pending.payload);
+    this.lastWritten = written;
+    written.then(
       () => this.finish(pending),
       (error: unknown) => {
         this.fail(error);
         this.finish(pending, error);
       },
     );
-    const { drops } = outline;
-    if (drops.length > 0) await this.dropFamilies(tsn, lsnFirst, drops.flatMap((op) => op.familyNumbers.map((n) => familyName(op.collectionId, n))));
   }
 
   private finish(pending: Pending, error?: unknown): void {
@@ -281,35 +279,6 @@ export class CommitPipeline {
     if (tsn > this.acknowledged.tsn) this.acknowledged.advance(tsn);
   }
 
-  /** A new family starts at the last applied transaction: recovery looks for its items after it. */
-  private async createFamily(name: string): Promise<void> {
-    if (this.families.has(name)) return;
-    if (this.flags) {
-      const flag = await this.startFlag();
-      await this.binlog.waitDurable(flag.tag);
-      await this.engine.createFamily(name, { flag });
-    } else {
-      await this.engine.createFamily(name);
-    }
-    this.families.add(name);
-  }
-
-  private async startFlag(): Promise<FlushFlag> {
-    const { tsn, count } = this.previous;
-    const lsnFirst = await this.previous.lsnFirst;
-    return { tag: tsn, lsnFirst, lsnLast: lsnFirst + count - 1 };
-  }
-
-  /** Drops a collection's families once its drop is applied and durable (never ahead of the log). */
-  private async dropFamilies(tsn: number, applied: Promise<number>, names: string[]): Promise<void> {
-    await applied;
-    await this.binlog.waitDurable(tsn);
-    for (const name of names) {
-      if (!this.families.delete(name)) continue;
-      await this.engine.dropFamily(name);
-    }
-  }
-
   /** Enters the failed state: every later write is refused until the store is reopened. */
   fail(error: unknown): DocketError {
     if (!this.failure) {
@@ -323,7 +292,7 @@ export class CommitPipeline {
   async drain(): Promise<void> {
     if (this.inFlight > 0) await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
     while (this.applying) await this.applying;
-    await this.previous.lsnFirst.catch(() => undefined);
+    await this.lastWritten.catch(() => undefined);
   }
 }
 
@@ -343,6 +312,13 @@ function checkPlan(planned: readonly PlannedOperation[]): void {
       throw new DocketError(DocketErrorCode.COLLECTION_LIMIT, `collection ${collection.name} would have more than ${limits.FIELDS_PER_COLLECTION_MAX} distinct fields`);
     }
   }
+}
+
+/** The collections the writes of a transaction touch, each once. */
+function countedCollections(planned: readonly PlannedOperation[]): Collection[] {
+  const collections: Collection[] = [];
+  for (const op of planned) if (op.kind === 'write' && !collections.includes(op.collection)) collections.push(op.collection);
+  return collections;
 }
 
 /** Fills `fields` with a planned write's numbers, numbering new fields. REQUIRES: sequencing, in TSN order. */

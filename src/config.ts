@@ -21,6 +21,12 @@ export interface Config {
   headersTimeoutMs: number;
   keepAliveTimeoutMs: number;
   logLevel: string;
+  tlsCert: string;
+  tlsKey: string;
+  connectionsMax: number;
+  requestsInFlightMax: number;
+  eventLoopDelayMaxMs: number;
+  tokenReloadMs: number;
 }
 
 export const DEFAULTS: Readonly<Config> = {
@@ -37,6 +43,12 @@ export const DEFAULTS: Readonly<Config> = {
   headersTimeoutMs: 10_000,
   keepAliveTimeoutMs: 5_000,
   logLevel: 'info',
+  tlsCert: '',
+  tlsKey: '',
+  connectionsMax: 1024,
+  requestsInFlightMax: 256,
+  eventLoopDelayMaxMs: 1000,
+  tokenReloadMs: 1000,
 };
 
 interface Setting {
@@ -85,6 +97,12 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'headersTimeoutMs', flag: '--headers-timeout-ms', environment: 'DOCKET_HEADERS_TIMEOUT_MS', description: 'time to receive the request headers', parse: integer(100, HOUR_MS) },
   { key: 'keepAliveTimeoutMs', flag: '--keep-alive-timeout-ms', environment: 'DOCKET_KEEP_ALIVE_TIMEOUT_MS', description: 'idle time before a keep-alive connection is closed', parse: integer(100, HOUR_MS) },
   { key: 'logLevel', flag: '--log-level', environment: 'DOCKET_LOG_LEVEL', description: 'pino log level', parse: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent') },
+  { key: 'tlsCert', flag: '--tls-cert', environment: 'DOCKET_TLS_CERT', description: 'PEM certificate (chain) file: serve HTTPS (with --tls-key)', parse: text },
+  { key: 'tlsKey', flag: '--tls-key', environment: 'DOCKET_TLS_KEY', description: 'PEM private key file of --tls-cert', parse: text },
+  { key: 'connectionsMax', flag: '--connections-max', environment: 'DOCKET_CONNECTIONS_MAX', description: 'open connections before requests on new ones get 503 (0: no bound)', parse: integer(0, 1_000_000) },
+  { key: 'requestsInFlightMax', flag: '--requests-in-flight-max', environment: 'DOCKET_REQUESTS_IN_FLIGHT_MAX', description: 'requests being served before more get 503 (0: no bound)', parse: integer(0, 1_000_000) },
+  { key: 'eventLoopDelayMaxMs', flag: '--event-loop-delay-max-ms', environment: 'DOCKET_EVENT_LOOP_DELAY_MAX_MS', description: 'event-loop delay before requests get 503 (0: no bound)', parse: integer(0, HOUR_MS) },
+  { key: 'tokenReloadMs', flag: '--token-reload-ms', environment: 'DOCKET_TOKEN_RELOAD_MS', description: 'how often the token file is checked for changes', parse: integer(0, HOUR_MS) },
 ];
 
 /** Flags win over environment variables, which win over defaults. */
@@ -103,6 +121,7 @@ export function loadConfig(argv: readonly string[], environment: NodeJS.ProcessE
     Object.assign(config, { [setting.key]: setting.parse(value, flag) });
   }
   if (config.headersTimeoutMs > config.requestTimeoutMs) throw new ConfigError('--headers-timeout-ms must not exceed --request-timeout-ms');
+  if ((config.tlsCert === '') !== (config.tlsKey === '')) throw new ConfigError('--tls-cert and --tls-key go together: give both, or neither');
   return config;
 }
 
@@ -113,6 +132,16 @@ function splitFlag(argument: string): [string, string | undefined] {
 
 export function helpText(): string {
   const width = Math.max(...SETTINGS.map((s) => s.flag.length)) + 10;
-  const lines = SETTINGS.map((s) => `  ${`${s.flag} <value>`.padEnd(width)} ${s.description}\n  ${''.padEnd(width)} default ${JSON.stringify(DEFAULTS[s.key])}; env ${s.environment}`);
-  return ['Usage: docket serve [options]', '', 'Options:', ...lines, `  ${'--help'.padEnd(width)} this text`, ''].join('\n');
+  const lines = SETTINGS.map((s) => `  ${`${s.flag} <value>`.padEnd(width)} ${s.description}\n  ${''.padEnd(width)} default ${DEFAULTS[s.key] === '' ? 'none' : JSON.stringify(DEFAULTS[s.key])}; env ${s.environment}`);
+  return [
+    'Usage: docket serve [options]',
+    '',
+    'Options:',
+    ...lines,
+    `  ${'--help'.padEnd(width)} this text`,
+    '',
+    'Access: with no token file in the data directory, a server on a loopback address is open;',
+    'on any other address it refuses to start. `docket token create --role admin` makes a token.',
+    '',
+  ].join('\n');
 }

@@ -57,6 +57,16 @@ export const DocketErrorCode = {
   REQUEST_TIMEOUT: 'DOCKET_ERR_REQUEST_TIMEOUT',
   /** A bug or an unexpected failure; the message and the server log say more. */
   INTERNAL: 'DOCKET_ERR_INTERNAL',
+  /** No valid access token: none was sent, or it is malformed, unknown, revoked or expired. */
+  AUTH_REQUIRED: 'DOCKET_ERR_AUTH_REQUIRED',
+  /** The token is valid but its role may not do this (src/auth/roles.ts). */
+  AUTH_FORBIDDEN: 'DOCKET_ERR_AUTH_FORBIDDEN',
+  /** The server is past a configured bound (connections, requests in flight, event-loop delay); retry after Retry-After. */
+  OVERLOADED: 'DOCKET_ERR_OVERLOADED',
+  /** A request body in a Content-Encoding the server does not decode (it decodes gzip, deflate, br, zstd). */
+  ENCODING_UNSUPPORTED: 'DOCKET_ERR_ENCODING_UNSUPPORTED',
+  /** A request body whose bytes are not valid for the Content-Encoding it declares (truncated, corrupt). */
+  ENCODING_INVALID: 'DOCKET_ERR_ENCODING_INVALID',
   /** A JSON Patch (RFC 6902) that is malformed: not an array of operations, a bad op, member or pointer, too many operations. */
   PATCH_INVALID: 'DOCKET_ERR_PATCH_INVALID',
   /** A JSON Patch that cannot apply to the document as it is: a path that does not exist, an index out of range. */

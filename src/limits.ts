@@ -71,6 +71,18 @@ export const LONGPOLL_TIMEOUT_MS_MAX = 60_000;
 /** A comment line on an idle event stream this often, under the usual 60 s proxy idle timeouts. */
 export const SSE_HEARTBEAT_MS = 15_000;
 /**
+ * A zstd request body's frames may declare a window of at most this (RFC 9659's bound for the
+ * `zstd` content coding): the decoder allocates the window a frame declares.
+ */
+export const ZSTD_WINDOW_BYTES_MAX = 8 * 1024 * 1024;
+/**
+ * A compressed bulk body may decode to at most the body limit plus this many times the
+ * compressed bytes read so far (NDJSON compresses ~5-20x; a zip bomb ~1,000x and more).
+ */
+export const BULK_DECODED_RATIO_MAX = 100;
+/** Responses at least this long are compressed when the client accepts gzip or br. */
+export const RESPONSE_COMPRESSION_THRESHOLD_BYTES = 1024;
+/**
  * Whole documents as JSON text, keyed by collection, id and revision: a revision is a TSN, so
  * what a document holds at one never changes and a hit is never stale. Charged in bytes.
  */

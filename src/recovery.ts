@@ -10,12 +10,11 @@
 // flag beyond the binlog's end or a binlog purged past s means flags and log disagree, and the
 // store refuses to open rather than guess.
 
-import { WriteBatch, type Engine, type FlushFlag } from '../storage/index.js';
+import type { Engine, FlushFlag } from '../storage/index.js';
+import { Applier, type LogPosition } from './applier.js';
 import type { Binlog } from './binlog/binlog.js';
-import type { LogPosition } from './commit.js';
 import { DocketError, DocketErrorCode } from './errors.js';
-import { CATALOG_FAMILY, familyName, metaFamily, parseFamilyName } from './documents/keys.js';
-import { translate, type Outline } from './documents/translate.js';
+import { CATALOG_FAMILY } from './documents/keys.js';
 
 export interface ReplayReport {
   /** First TSN replayed (0 when nothing was). */
@@ -31,7 +30,7 @@ export interface ReplayReport {
 export const ORIGIN: LogPosition = { tsn: 0, lsnFirst: 1, lsnLast: 0 };
 
 function mismatch(message: string): DocketError {
-  return new DocketError(DocketErrorCode.RECOVERY_MISMATCH, `${message}; the store does not open (see the recovery section of README.md)`);
+  return new DocketError(DocketErrorCode.RECOVERY_MISMATCH, `${message}; the store does not open (see the Recovery section of docs/DESIGN.md)`);
 }
 
 /** The replay start: TSN and the LSN of its first item. */
@@ -46,8 +45,11 @@ function startOf(flags: Map<string, FlushFlag>, binlog: Binlog): { tsn: number; 
   return { tsn: start.tag, lsn: start.lsnFirst };
 }
 
-/** Replays the binlog into the engine. REQUIRES: a passive or double store, before any write. */
-export async function replay(engine: Engine, binlog: Binlog, families: Set<string>): Promise<{ position: LogPosition; report: ReplayReport }> {
+/** Transactions replayed so far of those the binlog holds from the replay start. */
+export type ReplayProgress = (progress: { readonly replayed: number; readonly total: number }) => void;
+
+/** Replays the binlog into the engine through the applier. REQUIRES: a passive or double store, before any write. */
+export async function replay(engine: Engine, binlog: Binlog, families: Set<string>, onProgress?: ReplayProgress): Promise<{ position: LogPosition; report: ReplayReport }> {
   const started = Date.now();
   const flags = new Map<string, FlushFlag>();
   for (const [name, flag] of engine.flags()) {
@@ -57,33 +59,31 @@ export async function replay(engine: Engine, binlog: Binlog, families: Set<strin
   if (!families.has(CATALOG_FAMILY)) await createCatalog(engine, binlog, flags, families);
   const lsnBefore = engine.lastLsnAssigned;
   const start = startOf(flags, binlog);
-  let position: LogPosition = start.tsn === 1 ? ORIGIN : { tsn: start.tsn - 1, lsnFirst: start.lsn, lsnLast: start.lsn - 1 };
-  let lsn = start.lsn;
+  const from: LogPosition = start.tsn === 1 ? ORIGIN : { tsn: start.tsn - 1, lsnFirst: start.lsn, lsnLast: start.lsn - 1 };
+  const applier = new Applier(engine, families, { flags: true, waitDurable: (tsn) => binlog.waitDurable(tsn) }, from);
   let records = 0;
   let bytes = 0;
-  let familiesCreated = 0;
-  let applied: Promise<number> = Promise.resolve(0);
+  let written: Promise<void> = Promise.resolve();
+  const total = Math.max(0, binlog.lastTsn - start.tsn + 1);
+  onProgress?.({ replayed: 0, total });
   for await (const record of binlog.read(start.tsn)) {
+    const lsn = applier.last.lsnLast + 1;
     for (const [name, flag] of flags) {
       if (flag.tag === record.tsn && flag.lsnFirst !== lsn) throw mismatch(`family ${name}'s flag puts TSN ${record.tsn} at LSN ${flag.lsnFirst}, replay at ${lsn}`);
     }
-    const batch = new WriteBatch();
-    const outline = translate(record.payload, record.tsn, batch);
-    const created = await createFamilies(engine, outline, families, { tag: record.tsn, lsnFirst: lsn, lsnLast: lsn - 1 }, applied);
-    familiesCreated += created;
     const tsn = record.tsn;
-    applied = engine.applyAt(batch, lsn, { tag: tsn, include: (family, itemLsn) => lacks(flags.get(family), tsn, itemLsn) });
-    // Awaited only now and then; a failure fails the engine, so the last one reports it too.
-    applied.catch(() => undefined);
-    await dropFamilies(engine, outline, families, applied);
-    position = { tsn, lsnFirst: lsn, lsnLast: lsn + batch.length - 1 };
-    lsn += batch.length;
+    // Writes are awaited only now and then (the applier waits for the last before a family
+    // changes); a failure fails the engine, so the last one reports it too.
+    ({ written } = await applier.apply(tsn, record.payload, (family, itemLsn) => lacks(flags.get(family), tsn, itemLsn)));
     records++;
     bytes += record.sizeBytes;
+    onProgress?.({ replayed: records, total });
   }
-  await applied;
+  await written;
+  const position = applier.last;
   if (position.tsn !== binlog.lastTsn) throw mismatch(`replay ended at TSN ${position.tsn} but the binlog ends at ${binlog.lastTsn}`);
   if (lsnBefore > position.lsnLast) throw mismatch(`the engine holds LSN ${lsnBefore} but the binlog's last transaction ends at LSN ${position.lsnLast}`);
+  const familiesCreated = applier.familiesCreated;
   const report = { fromTsn: records > 0 ? start.tsn : 0, toTsn: position.tsn, records, bytes, familiesCreated, durationMs: Date.now() - started };
   return { position, report };
 }
@@ -99,34 +99,4 @@ async function createCatalog(engine: Engine, binlog: Binlog, flags: Map<string, 
   if (flags.size > 0 || binlog.firstTsn > 1 || engine.lastLsnAssigned > 0) throw mismatch('the engine has no catalog family');
   await engine.createFamily(CATALOG_FAMILY, { flag: { tag: 0, lsnFirst: 1, lsnLast: 0 } });
   families.add(CATALOG_FAMILY);
-}
-
-/**
- * Creates the families a replayed transaction needs that do not exist. A family of a
- * collection whose meta family is gone belongs to a collection dropped later: skipped (its
- * items are skipped by the engine too).
- */
-async function createFamilies(engine: Engine, outline: Outline, families: Set<string>, flag: FlushFlag, applied: Promise<number>): Promise<number> {
-  const creates = new Set(outline.creates.map((id) => metaFamily(id)));
-  let created = 0;
-  for (const name of outline.families) {
-    if (families.has(name)) continue;
-    const { collectionId } = parseFamilyName(name)!;
-    if (!creates.has(name) && !families.has(metaFamily(collectionId))) continue;
-    await applied; // Families change only between applied transactions, as they did when first written.
-    await engine.createFamily(name, { flag });
-    families.add(name);
-    created++;
-  }
-  return created;
-}
-
-async function dropFamilies(engine: Engine, outline: Outline, families: Set<string>, applied: Promise<number>): Promise<void> {
-  for (const op of outline.drops) {
-    await applied;
-    for (const number of op.familyNumbers) {
-      const name = familyName(op.collectionId, number);
-      if (families.delete(name)) await engine.dropFamily(name);
-    }
-  }
 }

@@ -18,7 +18,7 @@ import { checkCollectionName, checkId, documentFields, limit, type FieldList } f
 import { fieldsOf, JsonText, mergeFields, textOf } from './documents/json-text.js';
 import { EpochKeeper, type EpochStats } from './epochs.js';
 import * as limits from './limits.js';
-import { ORIGIN, replay, type ReplayReport } from './recovery.js';
+import { ORIGIN, replay, type ReplayProgress, type ReplayReport } from './recovery.js';
 
 export type Durability = 'passive' | 'double' | 'naive';
 export type { SyncPolicy };
@@ -39,6 +39,8 @@ export interface StoreOptions {
   readonly epochCheckIntervalMs?: number;
   /** Binlog kept for recovery beyond which the families holding it are flushed on purpose. */
   readonly epochLagBytesMax?: number;
+  /** Called as recovery replays the binlog: transactions replayed of those to replay. */
+  readonly onReplayProgress?: ReplayProgress;
 }
 
 export interface WriteConditions {
@@ -100,6 +102,8 @@ export interface CollectionInfo {
    * Documents, estimated from the entries of the collection's meta family: exact after a
    * full compaction, an overcount while overwrites and deletes are not yet compacted away.
    */
+  /** Live documents, exact: kept in the same transactions as the documents. */
+  readonly documents: number;
   readonly documentsEstimate: number;
 }
 
@@ -177,7 +181,7 @@ export class DocumentStore {
         onBackgroundError: (error) => onFailure(new DocketError(DocketErrorCode.READ_ONLY, error.message, { cause: error })),
       });
       const families = new Set(engine.listFamilies());
-      const { position, report } = durability === 'naive' ? await openNaive(engine, binlog, families) : await replay(engine, binlog, families);
+      const { position, report } = durability === 'naive' ? await openNaive(engine, binlog, families) : await replay(engine, binlog, families, options.onReplayProgress);
       const catalog = await loadCatalog(engine);
       const store = new DocumentStore(
         engine, binlog, catalog, families, position, durability, report,
@@ -255,7 +259,7 @@ export class DocumentStore {
     const fields = [...collection.fields.values()].map((field) => ({ name: field.name, family: familyName(id, field.familyNumber) }));
     const meta = this.engine.familyStats(metaFamily(id));
     const documentsEstimate = meta ? meta.memtableEntries + meta.levels.reduce((sum, level) => sum + level.entries, 0) : 0;
-    return { name, id, ...(schema ? { schema } : {}), ...(columns ? { columns } : {}), fields, families: collection.familyNumbers().map((n) => familyName(id, n)), documentsEstimate };
+    return { name, id, ...(schema ? { schema } : {}), ...(columns ? { columns } : {}), fields, families: collection.familyNumbers().map((n) => familyName(id, n)), documents: collection.documents, documentsEstimate };
   }
 
   private collection(name: string): Collection {
@@ -375,7 +379,7 @@ export class DocumentStore {
     if (operation.ifCurrent && !operation.ifCurrent(live ? state.revision : undefined)) {
       throw new DocketError(DocketErrorCode.DOCUMENT_CONFLICT, `a precondition failed: document ${JSON.stringify(id)} is at revision ${live ? state.revision : 'none (absent)'}`);
     }
-    const base = { kind: 'write' as const, collection, id };
+    const base = { kind: 'write' as const, collection, id, wasLive: live };
     if (operation.op === 'put') {
       if (operation.ifAbsent && live) throw new DocketError(DocketErrorCode.DOCUMENT_CONFLICT, `document ${JSON.stringify(id)} exists (revision ${state.revision})`);
       if (!validated) this.validate(collection, operation.document);

@@ -4,6 +4,7 @@
 //
 //   family "catalog"      'c' name                      → collection definition (JSON text)
 //                         'f' collectionId:u48be name   → field number, family number (varints)
+//                         'n' collectionId:u48be        → live documents (varint; record version 2 on)
 //   family "c<id>.0"      id                            → document header (header.ts)
 //   family "c<id>.<n>"    id 0x00 fieldNumber:varint    → the field's value as JSON text
 //
@@ -19,6 +20,7 @@ export const FIRST_FIELD_FAMILY_NUMBER = 2;
 
 const COLLECTION_PREFIX = 0x63; // 'c'
 const FIELD_PREFIX = 0x66; // 'f'
+const COUNT_PREFIX = 0x6e; // 'n'
 
 /** Names built once: translation asks for one per KV item (~47 a Reddit comment). */
 const familyNames = new Map<number, string[]>();
@@ -74,6 +76,16 @@ export function fieldAssignmentKey(collectionId: number, fieldName: string): Buf
 }
 
 export const FIELD_ASSIGNMENT_KEY_PREFIX = Buffer.of(FIELD_PREFIX);
+
+/** The key of a collection's exact live document count. */
+export function documentCountKey(collectionId: number): Buffer {
+  const key = Buffer.alloc(7);
+  key[0] = COUNT_PREFIX;
+  key.writeUIntBE(collectionId, 1, 6);
+  return key;
+}
+
+export const DOCUMENT_COUNT_KEY_PREFIX = Buffer.of(COUNT_PREFIX);
 
 /** The parts of a field-assignment key. */
 export function parseFieldAssignmentKey(key: Buffer): { collectionId: number; fieldName: string } {

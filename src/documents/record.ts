@@ -3,8 +3,8 @@
 // which old fields a replace removes) is decided then and written here, so translation is a
 // pure function of the record (translate.ts). The binlog frames it: src/binlog/FORMAT.md.
 //
-//   payload := version:byte(1) count:varint op{count}
-//   op      := kind:byte (create | drop | write)
+//   payload := version:byte(2) count:varint op{count}       (version 1: no count op)
+//   op      := kind:byte (create | drop | write | count)
 //   create  := collectionId:varint name:str definition:str              (kind 1)
 //   drop    := collectionId:varint name:str n:varint familyNumber{n}
 //              m:varint fieldName:str{m}                                 (kind 2)
@@ -13,11 +13,22 @@
 //              a:varint (fieldName:str fieldNumber:varint familyNumber:varint){a}   (new fields)
 //              p:varint (fieldNumber:varint familyNumber:varint value:bytes){p}     (puts)
 //              d:varint (fieldNumber:varint familyNumber:varint){d}                 (deletes)
+//   count   := collectionId:varint documents:varint                      (kind 4)
 //   str, bytes := length:varint byte{length}      action := 1 put | 2 patch | 3 delete
 
 import { ByteReader, ByteWriter, StorageError, StorageErrorCode } from '../../storage/index.js';
 
-export const RECORD_VERSION = 1;
+/** The version this build writes. */
+export const RECORD_VERSION = 2;
+/** The oldest version it reads (FORMAT.md: version 1 is version 2 without count ops). */
+export const RECORD_VERSION_MIN = 1;
+
+/** UNSUPPORTED_VERSION unless this build reads records of `version`. */
+export function checkRecordVersion(version: number): void {
+  if (version < RECORD_VERSION_MIN || version > RECORD_VERSION) {
+    throw new StorageError(StorageErrorCode.UNSUPPORTED_VERSION, `binlog transaction version ${version}; this build reads versions ${RECORD_VERSION_MIN} to ${RECORD_VERSION}`);
+  }
+}
 
 export type WriteAction = 'put' | 'patch' | 'delete';
 const ACTIONS: readonly WriteAction[] = ['put', 'patch', 'delete'];
@@ -68,7 +79,14 @@ export interface WriteOp {
   readonly deletes: readonly FieldDelete[];
 }
 
-export type Operation = CreateCollectionOp | DropCollectionOp | WriteOp;
+/** A collection's exact live document count after the transaction (version 2 on). */
+export interface CountOp {
+  readonly kind: 'count';
+  readonly collectionId: number;
+  readonly documents: number;
+}
+
+export type Operation = CreateCollectionOp | DropCollectionOp | WriteOp | CountOp;
 
 export interface Transaction {
   readonly ops: readonly Operation[];
@@ -77,6 +95,7 @@ export interface Transaction {
 export const KIND_CREATE = 1;
 export const KIND_DROP = 2;
 export const KIND_WRITE = 3;
+export const KIND_COUNT = 4;
 
 /**
  * A write op's fields as numbers, for encodeWriteFields: parallel columns the commit pipeline
@@ -114,6 +133,10 @@ export function encodeCreate(writer: ByteWriter, collectionId: number, name: str
   writer.byte(KIND_CREATE).varint(collectionId).string(name).string(definition);
 }
 
+export function encodeCount(writer: ByteWriter, collectionId: number, documents: number): void {
+  writer.byte(KIND_COUNT).varint(collectionId).varint(documents);
+}
+
 /** Appends a write op (the grammar above) from its columns. */
 export function encodeWriteFields(writer: ByteWriter, action: WriteAction, collectionId: number, id: string, deleted: boolean, fields: WriteFields): void {
   writer.byte(KIND_WRITE).byte(ACTIONS.indexOf(action) + 1).varint(collectionId).string(id).byte(deleted ? 1 : 0);
@@ -134,6 +157,7 @@ export function encodeTransaction(transaction: Transaction, writer = new ByteWri
   for (const op of transaction.ops) {
     if (op.kind === 'create') writer.byte(KIND_CREATE).varint(op.collectionId).string(op.name).string(op.definition);
     else if (op.kind === 'drop') encodeDrop(writer, op);
+    else if (op.kind === 'count') encodeCount(writer, op.collectionId, op.documents);
     else encodeWrite(writer, op);
   }
   return Buffer.from(writer.view());
@@ -162,16 +186,17 @@ function encodeWrite(writer: ByteWriter, op: WriteOp): void {
 export function decodeTransaction(payload: Buffer): Transaction {
   const reader = new ByteReader(payload, 0, payload.length, 'binlog transaction');
   const version = reader.byte();
-  if (version !== RECORD_VERSION) throw new StorageError(StorageErrorCode.UNSUPPORTED_VERSION, `binlog transaction version ${version}; this build reads ${RECORD_VERSION}`);
+  checkRecordVersion(version);
   const count = reader.varint();
   const ops: Operation[] = [];
-  for (let i = 0; i < count; i++) ops.push(decodeOp(reader));
+  for (let i = 0; i < count; i++) ops.push(decodeOp(reader, version));
   if (reader.remaining !== 0) throw new StorageError(StorageErrorCode.CORRUPTION, `binlog transaction: ${reader.remaining} bytes after the last operation`);
   return { ops };
 }
 
-function decodeOp(reader: ByteReader): Operation {
+function decodeOp(reader: ByteReader, version: number): Operation {
   const kind = reader.byte();
+  if (kind === KIND_COUNT && version >= 2) return { kind: 'count', collectionId: reader.varint(), documents: reader.varint() };
   if (kind === KIND_CREATE) return { kind: 'create', collectionId: reader.varint(), name: reader.string(), definition: reader.string() };
   if (kind === KIND_DROP) return decodeDrop(reader);
   if (kind === KIND_WRITE) return decodeWrite(reader);

@@ -5,16 +5,17 @@
 //
 // Per write operation, in order: one catalog item per new field, the header in the meta
 // family, one item per field written, one delete per field removed. Per create: the catalog
-// item of the collection; per drop: deletes of the collection's catalog items.
+// item of the collection; per drop: deletes of the collection's catalog items; per count (record
+// version 2 on): the collection's count item.
 //
 // It reads the record where it lies (record.ts has the grammar): keys are built in the batch's
 // key arena from the record's own bytes (the id's UTF-8 and the field number's varint), and
 // each value is a range of the record, so no object is made per field.
 
 import { ByteReader, StorageError, StorageErrorCode, writeVarint, type WriteBatch } from '../../storage/index.js';
-import { CATALOG_FAMILY, collectionKey, familyName, fieldAssignmentKey, metaFamily } from './keys.js';
+import { CATALOG_FAMILY, collectionKey, documentCountKey, familyName, fieldAssignmentKey, metaFamily } from './keys.js';
 import { HEADER_VERSION, FLAG_DELETED } from './header.js';
-import { KIND_CREATE, KIND_DROP, KIND_WRITE, RECORD_VERSION } from './record.js';
+import { checkRecordVersion, KIND_COUNT, KIND_CREATE, KIND_DROP, KIND_WRITE } from './record.js';
 
 /** What a transaction needs of the engine besides its items. */
 export interface Outline {
@@ -32,14 +33,15 @@ const NO_DROPS: Outline['drops'] = [];
 export function translate(payload: Buffer, tsn: number, batch: WriteBatch): Outline {
   const reader = new ByteReader(payload, 0, payload.length, 'binlog transaction');
   const version = reader.byte();
-  if (version !== RECORD_VERSION) throw new StorageError(StorageErrorCode.UNSUPPORTED_VERSION, `binlog transaction version ${version}; this build reads ${RECORD_VERSION}`);
+  checkRecordVersion(version);
   const outline: Outline = { families: [], creates: [], drops: NO_DROPS };
   const count = reader.varint();
   for (let i = 0; i < count; i++) {
     const kind = reader.byte();
     if (kind === KIND_WRITE) translateWrite(reader, tsn, batch, outline);
+    else if (kind === KIND_COUNT && version >= 2) translateCount(reader, batch);
     else if (kind === KIND_CREATE) translateCreate(reader, batch, outline);
-    else if (kind === KIND_DROP) translateDrop(reader, batch, outline);
+    else if (kind === KIND_DROP) translateDrop(reader, batch, outline, version);
     else throw corrupt(`unknown operation kind ${kind}`);
   }
   if (reader.remaining !== 0) throw corrupt(`${reader.remaining} bytes after the last operation`);
@@ -55,12 +57,22 @@ function translateCreate(reader: ByteReader, batch: WriteBatch, outline: Outline
   addFamily(outline, metaFamily(collectionId));
 }
 
-function translateDrop(reader: ByteReader, batch: WriteBatch, outline: Outline): void {
+/** The collection's count item; its value is the record's own varint. */
+function translateCount(reader: ByteReader, batch: WriteBatch): void {
+  const collectionId = reader.varint();
+  const start = reader.offset;
+  reader.varint();
+  batch.put(CATALOG_FAMILY, documentCountKey(collectionId), reader.data.subarray(start, reader.offset));
+}
+
+function translateDrop(reader: ByteReader, batch: WriteBatch, outline: Outline, version: number): void {
   const collectionId = reader.varint();
   batch.delete(CATALOG_FAMILY, collectionKey(reader.string()));
   const familyNumbers: number[] = [];
   for (let n = counted(reader); n > 0; n--) familyNumbers.push(reader.varint());
   for (let n = counted(reader); n > 0; n--) batch.delete(CATALOG_FAMILY, fieldAssignmentKey(collectionId, reader.string()));
+  // Version 1 had no count item: its drops translate as they always did (same items, same LSNs).
+  if (version >= 2) batch.delete(CATALOG_FAMILY, documentCountKey(collectionId));
   if (outline.drops === NO_DROPS) (outline as { drops: Outline['drops'] }).drops = [];
   outline.drops.push({ collectionId, familyNumbers });
 }

@@ -5,22 +5,35 @@
 import { DocketError, DocketErrorCode } from '../errors.js';
 import type { DocumentStore } from '../store.js';
 import type { Config } from '../config.js';
+import type { OverloadGuard } from './overload.js';
 
 export type Phase = 'recovering' | 'ready' | 'closing' | 'failed';
+
+/** How far binlog replay has got: transactions replayed of those it has to replay. */
+export interface RecoveryProgress {
+  readonly replayed: number;
+  readonly total: number;
+}
 
 export class Docket {
   private current: DocumentStore | undefined;
   private state: Phase = 'recovering';
   private failure: unknown;
   private readonly stopping = new AbortController();
+  /** The load shedder, whose figures /stats shows (set by the app). */
+  overload: OverloadGuard | undefined;
+  private progress: RecoveryProgress | undefined;
+  /** The phases a 503 has been logged in: once each (see unavailableNotice). */
+  private readonly noticed = new Set<Phase>();
   /** Settles when recovery ends: the store, or why it could not open. */
   readonly opened: Promise<DocumentStore>;
 
   constructor(
     readonly config: Readonly<Config>,
-    open: () => Promise<DocumentStore>,
+    /** Opens the store, reporting replay progress as it goes. */
+    open: (onProgress: (progress: RecoveryProgress) => void) => Promise<DocumentStore>,
   ) {
-    this.opened = open().then(
+    this.opened = open((progress) => (this.progress = progress)).then(
       (store) => {
         this.current = store;
         if (this.state === 'recovering') this.state = 'ready';
@@ -41,8 +54,30 @@ export class Docket {
 
   get store(): DocumentStore {
     if (this.state === 'ready') return this.current!;
-    const why = this.state === 'recovering' ? 'the store is recovering' : this.state === 'closing' ? 'the server is shutting down' : `the store failed to open: ${(this.failure as Error)?.message}`;
+    const why = this.state === 'recovering' ? `the store is recovering${this.progressText()}` : this.state === 'closing' ? 'the server is shutting down' : `the store failed to open: ${(this.failure as Error)?.message}`;
     throw new DocketError(DocketErrorCode.UNAVAILABLE, why);
+  }
+
+  /** Replay progress, while the store recovers and has begun replaying the binlog. */
+  get recoveryProgress(): RecoveryProgress | undefined {
+    return this.state === 'recovering' ? this.progress : undefined;
+  }
+
+  private progressText(): string {
+    const progress = this.progress;
+    return progress ? ` (${progress.replayed.toLocaleString('en-US')} of ${progress.total.toLocaleString('en-US')} binlog transactions replayed)` : '';
+  }
+
+  /**
+   * What to log for a 503 (DOCKET_ERR_UNAVAILABLE): a line the first time in each phase, then
+   * nothing. Load balancers poll /healthz all through recovery; each poll is no news.
+   */
+  unavailableNotice(): string | undefined {
+    if (this.state === 'ready' || this.noticed.has(this.state)) return undefined;
+    this.noticed.add(this.state);
+    if (this.state === 'recovering') return `answering 503 while the store recovers${this.progressText()}; "docket ready" follows when it serves`;
+    if (this.state === 'closing') return 'answering 503: the server is shutting down';
+    return undefined; // A failed open is logged where it fails (src/cli.ts).
   }
 
   /** Aborted when shutdown begins: long polls and event streams end on it. */

@@ -8,6 +8,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type { Socket } from 'node:net';
 import { StorageError, StorageErrorCode } from '../../storage/index.js';
 import { DocketError, DocketErrorCode } from '../errors.js';
+import { REQUEST_CODINGS } from './content-encoding.js';
 
 /** The HTTP status of each document-layer and HTTP code. */
 export const STATUS_OF: Readonly<Record<DocketErrorCode, number>> = {
@@ -36,6 +37,11 @@ export const STATUS_OF: Readonly<Record<DocketErrorCode, number>> = {
   [DocketErrorCode.CHANGES_PURGED]: 410,
   [DocketErrorCode.REQUEST_TIMEOUT]: 408,
   [DocketErrorCode.INTERNAL]: 500,
+  [DocketErrorCode.AUTH_REQUIRED]: 401,
+  [DocketErrorCode.AUTH_FORBIDDEN]: 403,
+  [DocketErrorCode.OVERLOADED]: 503,
+  [DocketErrorCode.ENCODING_UNSUPPORTED]: 415,
+  [DocketErrorCode.ENCODING_INVALID]: 400,
   [DocketErrorCode.PATCH_INVALID]: 400,
   [DocketErrorCode.PATCH_CONFLICT]: 409,
   [DocketErrorCode.PATCH_TEST_FAILED]: 409,
@@ -85,14 +91,35 @@ export function describeError(error: unknown): ErrorBody {
   return errorBody(500, DocketErrorCode.INTERNAL, 'internal error; the server log has the details');
 }
 
+/**
+ * 5xx answers are logged at error with the stack, except 503 DOCKET_ERR_UNAVAILABLE (recovering
+ * or shutting down): that is expected, and logged once per phase at info (Docket.unavailableNotice).
+ */
+function logFailure(request: FastifyRequest, body: ErrorBody, error: unknown): void {
+  if (body.code === DocketErrorCode.UNAVAILABLE) {
+    const docket = request.server.hasDecorator('docket') ? request.server.docket : undefined;
+    const notice = docket?.unavailableNotice();
+    if (notice !== undefined) request.log.info({ progress: docket?.recoveryProgress }, notice);
+    return;
+  }
+  if (body.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+}
+
+/** A path of the shape /collections/{c}/docs/a/b: an id holding a raw `/`. */
+const SLASHED_ID = /^\/collections\/[^/]+\/docs\/[^/]*\//;
+
 export function installErrorHandlers(app: FastifyInstance): void {
   app.setErrorHandler((error: unknown, request: FastifyRequest, reply: FastifyReply) => {
     const body = describeError(error);
-    if (body.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+    logFailure(request, body, error);
+    // RFC 9110 §15.5.16: a 415 for a content coding says which codings would have done.
+    if (body.code === DocketErrorCode.ENCODING_UNSUPPORTED) void reply.header('accept-encoding', REQUEST_CODINGS.join(', '));
     void reply.code(body.statusCode).type('application/json; charset=utf-8').send(body);
   });
   app.setNotFoundHandler((request, reply) => {
-    const body = errorBody(404, DocketErrorCode.ROUTE_NOT_FOUND, `no route for ${request.method} ${request.url.split('?')[0]}`);
+    const path = request.url.split('?')[0]!;
+    const hint = SLASHED_ID.test(path) ? `; a document id holding "/" must be percent-encoded as %2F (${path.replace(/^(\/collections\/[^/]+\/docs\/)(.*)$/, (_, head: string, id: string) => head + id.replaceAll('/', '%2F'))})` : '';
+    const body = errorBody(404, DocketErrorCode.ROUTE_NOT_FOUND, `no route for ${request.method} ${path}${hint}`);
     void reply.code(404).type('application/json; charset=utf-8').send(body);
   });
 }
@@ -103,7 +130,7 @@ export function installErrorHandlers(app: FastifyInstance): void {
  */
 export function frameworkErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const body = describeError(error);
-  if (body.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+  logFailure(request, body, error);
   void reply.code(body.statusCode).type('application/json; charset=utf-8').send(body);
 }
 
@@ -120,6 +147,6 @@ export function clientErrorHandler(error: Error & { code?: string }, socket: Soc
     error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, DocketErrorCode.REQUEST_TIMEOUT, 'the request was not received within the request timeout']
     : error.code === 'HPE_HEADER_OVERFLOW' ? [431, DocketErrorCode.LIMIT_EXCEEDED, 'the request headers are too large']
     : [400, DocketErrorCode.BODY_INVALID, `malformed HTTP request (${error.code ?? error.message})`];
-  const body = JSON.stringify(errorBody(status, code, message));
+  const body = `${JSON.stringify(errorBody(status, code, message))}\n`;
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
 }

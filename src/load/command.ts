@@ -3,7 +3,7 @@
 // start, or --resume from the checkpoint), shows progress and line errors, prints the summary,
 // and returns the exit status.
 
-import { createWriteStream, type WriteStream } from 'node:fs';
+import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { parseArgs } from 'node:util';
 import * as limits from '../limits.js';
 import { CheckpointError, defaultCheckpointPath, readCheckpoint, resumeMismatch, type LoadCounts, type LoadPosition } from './checkpoint.js';
@@ -25,7 +25,12 @@ requests that were in flight.
 
 Options:
   --collection NAME        the collection to load into (required)
-  --url URL                the server (default http://127.0.0.1:8080)
+  --url URL                the server (default http://127.0.0.1:8080; https:// for TLS)
+  --token TOKEN            an access token (readwrite, or admin to create the collection);
+                           default the DOCKET_TOKEN environment variable, which keeps it
+                           out of the process list
+  --ca-file PATH           PEM certificates to trust for an https:// server (self-signed
+                           or a private CA)
   --id-field NAME          the field holding each document's id (default id); a line
                            without it gets a generated id
   --resume                 continue the load recorded in the checkpoint
@@ -50,6 +55,8 @@ interface Arguments {
   readonly files: string[];
   readonly collection: string;
   readonly url: string;
+  readonly token: string | undefined;
+  readonly ca: Buffer | undefined;
   readonly idField: string;
   readonly resume: boolean;
   readonly restart: boolean;
@@ -74,7 +81,7 @@ export async function load(argv: string[]): Promise<number> {
       process.stdout.write(LOAD_HELP);
       return EXIT.OK;
     }
-    args = parseArguments(argv);
+    args = parseArguments(argv, process.env);
     inputs = await Promise.all(args.files.map((file) => identify(file).catch((error: Error) => Promise.reject(new UsageError(`cannot read ${file}: ${error.message}`)))));
     start = await startingPoint(args, inputs);
   } catch (error) {
@@ -124,7 +131,7 @@ async function run(args: Arguments, inputs: InputIdentity[], position: LoadPosit
   }
 }
 
-function parseArguments(argv: string[]): Arguments {
+function parseArguments(argv: string[], environment: NodeJS.ProcessEnv): Arguments {
   let parsed;
   try {
     parsed = parseArgs({
@@ -133,6 +140,8 @@ function parseArguments(argv: string[]): Arguments {
       options: {
         collection: { type: 'string' },
         url: { type: 'string', default: 'http://127.0.0.1:8080' },
+        token: { type: 'string' },
+        'ca-file': { type: 'string' },
         'id-field': { type: 'string', default: 'id' },
         resume: { type: 'boolean', default: false },
         restart: { type: 'boolean', default: false },
@@ -163,11 +172,24 @@ function parseArguments(argv: string[]): Arguments {
   } catch {
     throw new UsageError(`--url: ${JSON.stringify(values.url)} is not a URL`);
   }
-  if (url.protocol !== 'http:') throw new UsageError('--url must be an http:// URL');
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError('--url must be an http:// or https:// URL');
+  const token = values.token ?? (environment.DOCKET_TOKEN || undefined);
+  if (token !== undefined && !/^[\x21-\x7e]+$/.test(token)) throw new UsageError('--token (or DOCKET_TOKEN) holds characters no token has');
+  let ca: Buffer | undefined;
+  if (values['ca-file'] !== undefined) {
+    if (url.protocol !== 'https:') throw new UsageError('--ca-file is for an https:// --url');
+    try {
+      ca = readFileSync(values['ca-file']);
+    } catch (error) {
+      throw new UsageError(`--ca-file: cannot read ${values['ca-file']}: ${(error as Error).message}`);
+    }
+  }
   return {
     files: positionals,
     collection,
     url: url.origin,
+    token,
+    ca,
     idField: values['id-field'],
     resume: values.resume,
     restart: values.restart,

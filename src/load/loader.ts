@@ -15,8 +15,12 @@ import { writeCheckpoint, type Checkpoint, type LoadCounts, type LoadPosition } 
 import { openInput, type InputIdentity } from './input.js';
 
 export interface LoadOptions {
-  /** The server, e.g. http://127.0.0.1:8080. */
+  /** The server, e.g. http://127.0.0.1:8080 or https://…. */
   readonly url: string;
+  /** An access token, sent as `Authorization: Bearer …` (never printed). */
+  readonly token?: string | undefined;
+  /** PEM certificates to trust for an https server (a self-signed one, a private CA). */
+  readonly ca?: Buffer | undefined;
   readonly collection: string;
   readonly idField: string;
   readonly inputs: readonly InputIdentity[];
@@ -79,6 +83,7 @@ export class Loader {
   private counts: LoadCounts;
   private position: LoadPosition;
   private readonly client: Client;
+  private readonly authorization: Record<string, string>;
   private readonly pending: { batch: Batch; response: Promise<ServerReport>; fileBytesRead: number }[] = [];
   private fileBytesDone = 0; // Of inputs read to their end.
   private current: (() => number) | undefined;
@@ -88,7 +93,8 @@ export class Loader {
   constructor(private readonly options: LoadOptions) {
     this.counts = options.counts;
     this.position = options.position;
-    this.client = new Client(new URL(options.url).origin, { pipelining: options.inFlight, headersTimeout: 0, bodyTimeout: 0 });
+    this.client = new Client(new URL(options.url).origin, { pipelining: options.inFlight, headersTimeout: 0, bodyTimeout: 0, ...(options.ca ? { connect: { ca: options.ca } } : {}) });
+    this.authorization = options.token === undefined ? {} : { authorization: `Bearer ${options.token}` };
     for (const input of options.inputs.slice(0, options.position.input)) this.fileBytesDone += input.sizeBytes ?? 0;
     this.fileBytesAcknowledged = this.fileBytesDone;
   }
@@ -193,7 +199,7 @@ export class Loader {
     let response;
     try {
       // idempotent + non-blocking: undici pipelines it behind the requests in flight.
-      response = await this.client.request({ method: 'POST', path, body, headers: { 'content-type': 'application/x-ndjson' }, idempotent: true, blocking: false });
+      response = await this.client.request({ method: 'POST', path, body, headers: { 'content-type': 'application/x-ndjson', ...this.authorization }, idempotent: true, blocking: false });
     } catch (error) {
       throw new LoadFailed(`the server at ${this.options.url} could not be reached: ${describe(error)}`);
     }
@@ -213,14 +219,14 @@ export class Loader {
     for (;;) {
       let response;
       try {
-        response = await this.client.request({ method: 'GET', path });
+        response = await this.client.request({ method: 'GET', path, headers: this.authorization });
       } catch (error) {
         throw new LoadFailed(`the server at ${this.options.url} could not be reached: ${describe(error)} (is \`docket serve\` running?)`);
       }
       const text = await response.body.text();
       if (response.statusCode === 200) return;
       if (response.statusCode === 404) {
-        const created = await this.client.request({ method: 'PUT', path, body: '{}', headers: { 'content-type': 'application/json' } });
+        const created = await this.client.request({ method: 'PUT', path, body: '{}', headers: { 'content-type': 'application/json', ...this.authorization } });
         const answer = await created.body.text();
         if (created.statusCode === 200 || created.statusCode === 201) return;
         throw new LoadFailed(`the collection could not be created: ${created.statusCode} ${errorText(answer)}`);

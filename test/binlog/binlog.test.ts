@@ -190,8 +190,16 @@ t.test('append requires the next TSN: a gap or a repeat is a programmer error', 
   await binlog.close();
 });
 
-/** A file system that logs every non-zero write and every sync, with syncs that take a millisecond. */
-function recording(fs: SimFileSystem, events: string[]): FileSystem {
+/**
+ * A file system that logs every non-zero write and every sync, with syncs that take a
+ * millisecond (simulated latency, so later appends arrive while a sync is in flight);
+ * `onEvent` hears each event as it is logged.
+ */
+function recording(fs: SimFileSystem, events: string[], onEvent: (event: string) => void = () => undefined): FileSystem {
+  const log = (event: string): void => {
+    events.push(event);
+    onEvent(event);
+  };
   const wrap = (file: File): File => ({
     path: file.path,
     size: () => file.size(),
@@ -201,15 +209,15 @@ function recording(fs: SimFileSystem, events: string[]): FileSystem {
     close: () => file.close(),
     write: async (position, data) => {
       const zeros = data.every((byte) => byte === 0); // Preallocation.
-      if (!zeros) events.push('write-start');
+      if (!zeros) log('write-start');
       await file.write(position, data);
-      if (!zeros) events.push('write-end');
+      if (!zeros) log('write-end');
     },
     sync: async () => {
-      events.push('sync-start');
+      log('sync-start');
       await new Promise((resolve) => setTimeout(resolve, 1));
       await file.sync();
-      events.push('sync-end');
+      log('sync-end');
     },
   });
   return {
@@ -251,12 +259,30 @@ t.test('group commit: 100 back-to-back appends under immediate take far fewer sy
 });
 
 t.test('periodic: appends resolve after the write, the timer syncs after intervalMs', async (t) => {
-  const binlog = await Binlog.open(options(new SimFileSystem(), { mode: 'periodic', intervalMs: 20 }));
+  // Each sync the file layer completes wakes the test; nothing here asks for one, so the
+  // one that makes TSN 10 durable is the timer's.
+  let onSync: (() => void) | undefined;
+  // The binlog's timer is unref'd: a bound on the wait (which fails the test) keeps the process alive.
+  const nextSync = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const bound = setTimeout(() => reject(new Error('no sync within 10 s')), 10_000);
+      onSync = () => (clearTimeout(bound), resolve());
+    });
+  const events: string[] = [];
+  const opened = performance.now();
+  const fileSystem = recording(new SimFileSystem(), events, (event) => event === 'sync-end' && onSync?.());
+  const binlog = await Binlog.open(options(fileSystem, { mode: 'periodic', intervalMs: 20 }));
   await Promise.all(Array.from({ length: 10 }, (_, i) => binlog.append(i + 1, payloadOf(i + 1, 30))));
   t.equal(binlog.stats().syncs, 0, 'resolved before any sync');
   t.equal(binlog.durableTsn, 0);
   t.equal(binlog.stats().syncPolicy, 'periodic 20 ms');
-  await new Promise((resolve) => setTimeout(resolve, 100));
+  let syncsSeen = 0;
+  while (binlog.durableTsn < 10 && syncsSeen < 10) {
+    await nextSync();
+    await settleBackground(); // The writer loop records what the sync covered.
+    syncsSeen++;
+  }
+  t.ok(performance.now() - opened >= 19, `the timer synced ${Math.round(performance.now() - opened)} ms after open (interval 20 ms)`);
   t.ok(binlog.stats().syncs >= 1, 'the timer synced');
   t.equal(binlog.durableTsn, 10);
   await binlog.close();

@@ -152,6 +152,11 @@ export async function verify(store: DocumentStore, groups: Step[][], result: Run
   const batches = new Map<number, BatchOperation[]>();
   for (const group of groups) for (const step of group) if (step.kind === 'batch') batches.set(step.write, step.ops);
   const recovered = await readAll(store);
+  // Each collection's exact count, recovered from the log like the documents, matches them.
+  for (const [name, docs] of recovered) {
+    const { documents } = store.collectionInfo(name);
+    if (documents !== docs.size) return `collection ${name} counts ${documents} documents but holds ${docs.size}`;
+  }
   // Which transactions survived, and their TSNs.
   const tsnOf = new Map<number, number>();
   for (const [id, json] of recovered.get(MAIN) ?? new Map<string, { revision: number; json: string }>()) {

@@ -260,7 +260,7 @@ export interface ListRequest {
 }
 
 export interface InfoExpectation {
-  /** The info with `fields` sorted by name and without `documentsEstimate`. */
+  /** The info with `fields` sorted by name, `documents` exact, and without `documentsEstimate`. */
   readonly info: JsonObject;
   readonly documentsEstimateMin: number;
   readonly documentsEstimateMax: number;
@@ -375,6 +375,7 @@ export class HttpModel {
     if (body.columns !== undefined) info.columns = body.columns;
     info.fields = fields;
     info.families = families;
+    info.documents = this.store.collections.get(name)!.documents.size;
     return { info, documentsEstimateMin: this.store.collections.get(name)!.documents.size, documentsEstimateMax: state.writes };
   }
 
@@ -472,7 +473,7 @@ export class HttpModel {
     if (!current) return refusal(CODE.DOCUMENT_NOT_FOUND);
     const etag = `"${current.revision}"`;
     if (ifNoneMatch !== undefined && tagsMatch(ifNoneMatch, current.revision, true)) return { status: 304, etag, text: '' };
-    return { status: 200, etag, text: projectJson(current.document, fields) };
+    return { status: 200, etag, text: `${projectJson(current.document, fields)}\n` }; // Every JSON response ends with a newline.
   }
 
   /** One page of GET /collections/{c}/docs. */

@@ -36,6 +36,14 @@ export interface RunningServer {
   readonly process: ChildProcess;
   /** Everything the server printed so far, stdout and stderr interleaved as they arrived. */
   readonly logs: string[];
+  /** The JSON (pino) lines of stdout so far, parsed, in order. */
+  readonly records: LogRecord[];
+  /**
+   * Resolves with the first log record, already printed or yet to come, for which `matches`
+   * is true (it sees each record once, in order); rejects if the server exits first or
+   * nothing matches within `timeoutMs`.
+   */
+  waitForLog(matches: (record: LogRecord) => boolean, what: string, timeoutMs?: number): Promise<LogRecord>;
   /** Resolves with the exit code (or signal name) once the process is gone. */
   readonly exited: Promise<number | string>;
   /** Sends `signal` (SIGTERM by default) and waits for the exit. */
@@ -43,6 +51,17 @@ export interface RunningServer {
   /** SIGKILL: no shutdown at all, what a crash looks like. Waits for the exit. */
   kill(): Promise<number | string>;
 }
+
+/** One pino line: `msg`, and for request logs `reqId` with `req` (incoming) or `res` (completed). */
+export interface LogRecord {
+  readonly msg?: string;
+  readonly reqId?: string;
+  readonly req?: { readonly method?: string; readonly url?: string };
+  readonly res?: { readonly statusCode?: number };
+  readonly [field: string]: unknown;
+}
+
+const LOG_WAIT_MS_DEFAULT = 30_000;
 
 export class ServerExitError extends Error {
   constructor(
@@ -60,6 +79,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const child = spawn(process.execPath, args, { env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   const logs: string[] = [];
+  const records: LogRecord[] = [];
+  const recordListeners = new Set<(record: LogRecord) => void>();
   const exited = new Promise<number | string>((resolve) =>
     child.once('exit', (code, signal) => {
       running.delete(child);
@@ -76,7 +97,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       while ((newline = pending.indexOf('\n')) >= 0) {
         const line = pending.slice(0, newline);
         pending = pending.slice(newline + 1);
-        const address = addressOf(line);
+        const record = recordOf(line);
+        if (record !== undefined) {
+          records.push(record);
+          for (const listener of recordListeners) listener(record);
+        }
+        const address = typeof record?.address === 'string' ? record.address.replace(/\/$/, '') : undefined;
         if (address !== undefined && url === undefined) url = address;
         if (url !== undefined && line.includes('docket ready at')) resolve(url);
       }
@@ -104,23 +130,43 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     if (child.exitCode === null && child.signalCode === null) child.kill(name);
     return exited;
   };
+  const waitForLog = (matches: (record: LogRecord) => boolean, what: string, timeoutMs = LOG_WAIT_MS_DEFAULT): Promise<LogRecord> => {
+    const seen = records.find(matches);
+    if (seen !== undefined) return Promise.resolve(seen);
+    return new Promise((resolve, reject) => {
+      const done = (): void => {
+        recordListeners.delete(listener);
+        clearTimeout(timer);
+      };
+      const listener = (record: LogRecord): void => {
+        if (!matches(record)) return;
+        done();
+        resolve(record);
+      };
+      const timer = setTimeout(() => (done(), reject(new ServerExitError(`the server did not log ${what} within ${timeoutMs} ms`, logs))), timeoutMs);
+      recordListeners.add(listener);
+      void exited.then((how) => (done(), reject(new ServerExitError(`the server exited (${how}) before it logged ${what}`, logs))));
+    });
+  };
   return {
     url: address,
     port: Number(new URL(address).port),
     process: child,
     logs,
+    records,
+    waitForLog,
     exited,
     stop: (name = 'SIGTERM') => signal(name),
     kill: () => signal('SIGKILL'),
   };
 }
 
-/** The `address` of a pino line that has one (the "listening" line), else undefined. */
-function addressOf(line: string): string | undefined {
+/** A pino line, parsed; undefined for any other line. */
+function recordOf(line: string): LogRecord | undefined {
   if (!line.startsWith('{')) return undefined;
   try {
-    const record = JSON.parse(line) as { address?: unknown };
-    return typeof record.address === 'string' ? record.address.replace(/\/$/, '') : undefined;
+    const record = JSON.parse(line) as unknown;
+    return typeof record === 'object' && record !== null ? (record as LogRecord) : undefined;
   } catch {
     return undefined;
   }

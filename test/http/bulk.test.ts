@@ -2,7 +2,7 @@ import t from 'tap';
 import type { Test } from 'tap';
 import { connect } from 'node:net';
 import { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { request } from 'undici';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
@@ -21,6 +21,11 @@ async function openApp(t: Test, config: Partial<Config> = {}): Promise<FastifyIn
 async function createCollection(app: FastifyInstance, name: string, definition?: object): Promise<void> {
   const response = await app.inject({ method: 'PUT', url: `/collections/${name}`, ...(definition ? { payload: definition } : {}) });
   if (response.statusCode !== 201) throw new Error(`create ${name}: ${response.body}`);
+}
+
+/** Resolves after `count` turns of the event loop (each lets pending I/O, ticks and microtasks run). */
+async function turns(count: number): Promise<void> {
+  for (let i = 0; i < count; i++) await nextTurn();
 }
 
 function bulk(app: FastifyInstance, collection: string, payload: string | Buffer | Readable, query = '', headers: Record<string, string> = NDJSON) {
@@ -107,7 +112,7 @@ t.test('good lines are stored as sent and each bad line is reported with its num
   for (const [id, index] of [['a', 0], ['b', 2], ['g', 11], ['h', 14]] as const) {
     const read = await app.inject({ method: 'GET', url: `/collections/x/docs/${id}` });
     t.equal(read.statusCode, 200);
-    t.equal(read.body, JSON.stringify(JSON.parse(String(lines[index]))), `document ${id} reads back as its line`);
+    t.equal(read.body, `${JSON.stringify(JSON.parse(String(lines[index])))}\n`, `document ${id} reads back as its line`);
   }
   const b = JSON.parse((await app.inject({ method: 'GET', url: '/collections/x/docs/b' })).body) as Record<string, unknown>;
   t.ok(Object.hasOwn(b, '__proto__'), '__proto__ is stored as a field');
@@ -310,7 +315,7 @@ t.test('20,000 lines stream through a listening server in grouped transactions',
   t.equal(app.docket.store.lastTsn, report.tsn);
   for (const i of [0, 999, 1000, 12_345, count - 1]) {
     const read = await request(`http://127.0.0.1:${port}/collections/x/docs/d${String(i).padStart(5, '0')}`);
-    t.equal(await read.body.text(), line(i));
+    t.equal(await read.body.text(), `${line(i)}\n`);
   }
   const info = (await request(`http://127.0.0.1:${port}/collections/x`)).body.json() as Promise<{ documentsEstimate: number }>;
   t.equal((await info).documentsEstimate, count, 'exact: nothing was overwritten');
@@ -321,23 +326,30 @@ t.test('a client that aborts mid-body leaves the server serving and what was ack
   await createCollection(app, 'x');
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as { port: number };
+  const store = app.docket.store;
+  const tsnBefore = store.lastTsn;
   const controller = new AbortController();
+  let acknowledgedBeforeAbort: boolean | undefined;
   const body = Readable.from(
     (async function* () {
       for (let i = 0; i < 3000; i++) yield Buffer.from(`{"id":"a${String(i).padStart(4, '0')}","i":${i}}\n`);
-      await sleep(300); // The server has acknowledged the full batches by now.
+      // The batches of lines 1-1000 and 1001-2000 are full (the third is cut only at line
+      // 3001, which never comes): abort once the store has acknowledged both.
+      acknowledgedBeforeAbort = await store.waitForChanges(tsnBefore + 1, 30_000);
       controller.abort();
       yield Buffer.from('{"id":"never"}\n');
     })(),
   );
   const outcome = await request(`http://127.0.0.1:${port}/collections/x/bulk`, { method: 'POST', headers: NDJSON, body, signal: controller.signal }).catch((error: unknown) => error);
+  t.equal(acknowledgedBeforeAbort, true, 'the store acknowledged the two full batches before the abort');
   t.ok(outcome instanceof Error, 'the client saw its own abort');
-  await sleep(200);
   const health = await request(`http://127.0.0.1:${port}/healthz`);
   t.equal(health.statusCode, 200);
   await health.body.dump();
   const stored = await listAll(app, 'x');
-  t.ok(stored.length >= 2000 && stored.length <= 3000 && stored.length % 1000 === 0, `whole batches stayed (${stored.length})`);
+  const transactions = store.lastTsn - tsnBefore;
+  t.ok(stored.length >= 2000 && stored.length <= 3000, `the acknowledged batches stayed (${stored.length})`);
+  t.equal(stored.length, 1000 * transactions, `whole batches: ${transactions} transactions of 1000 lines`);
   t.same(stored.map((d) => d.doc.i), Array.from({ length: stored.length }, (_, i) => i), 'the stored documents are the first lines, in order');
   t.notOk(stored.some((d) => d.id === 'never'));
   const again = await request(`http://127.0.0.1:${port}/collections/x/bulk`, { method: 'POST', headers: NDJSON, body: '{"id":"after"}\n' });
@@ -353,8 +365,11 @@ t.test('with two transactions awaiting acknowledgement the body is not read furt
   const gate = new Promise<void>((resolve) => (open = resolve));
   let pending = 0;
   let pendingMax = 0;
+  let twoPending!: () => void;
+  const reachedTwo = new Promise<void>((resolve) => (twoPending = resolve));
   store.batch = async (operations) => {
     pendingMax = Math.max(pendingMax, ++pending);
+    if (pending === 2) twoPending();
     try {
       await gate;
       return await batch(operations);
@@ -374,9 +389,15 @@ t.test('with two transactions awaiting acknowledgement the body is not read furt
     })(),
   );
   const loading = bulk(app, 'x', body);
-  await sleep(300);
+  await reachedTwo;
+  // Let everything that can run without the store run: streams move data in ticks and
+  // microtasks, so a body still being read advances across these turns of the event loop.
+  await turns(50);
+  const readThen = produced;
+  await turns(200);
   t.equal(pending, 2, 'two transactions wait');
-  t.ok(produced < 4000, `reading stopped (${produced} of 10000 lines read)`);
+  t.equal(produced, readThen, `reading stopped (${produced} of 10000 lines read, none in the last 200 turns of the event loop)`);
+  t.ok(produced < 4000, `reading stopped early (${produced} of 10000 lines read)`);
   open();
   const report = (await loading).json();
   t.match(report, { lines: 10_000, stored: 10_000, failed: 0 });
@@ -390,11 +411,15 @@ t.test('a load in progress at shutdown ends 503 and what was acknowledged stays'
   await createCollection(app, 'x');
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as { port: number };
+  const tsnBefore = app.docket.store.lastTsn;
   let stop!: () => void;
   const stalled = new Promise<void>((resolve) => (stop = resolve));
+  let sentAll!: () => void;
+  const allSent = new Promise<void>((resolve) => (sentAll = resolve));
   const body = Readable.from(
     (async function* () {
       for (let i = 0; i < 1500; i++) yield Buffer.from(`{"id":"s${String(i).padStart(4, '0')}"}\n`);
+      sentAll();
       await stalled; // A client that stops sending.
     })(),
   );
@@ -402,7 +427,10 @@ t.test('a load in progress at shutdown ends 503 and what was acknowledged stays'
     async (response) => ({ statusCode: response.statusCode, body: (await response.body.json()) as { code: string } }),
     (error: unknown) => error,
   );
-  await sleep(300);
+  // Shut down with the load in progress: its first batch (lines 1-1000) acknowledged, the
+  // client stalled after line 1500, so the second batch is being filled and never cut.
+  t.equal(await app.docket.store.waitForChanges(tsnBefore, 30_000), true, 'the first batch was acknowledged');
+  await allSent;
   const closed = app.close();
   const response = await answer;
   stop();

@@ -69,7 +69,7 @@ t.test('include_docs=true: puts and patches carry the document as stored now, de
   const A = '{"big":9007199254740993,"x":1.0,"y":true}';
   t.equal(
     reply.body,
-    `{"changes":[{"tsn":1,"collection":"c","op":"create_collection"},{"tsn":2,"collection":"c","id":"a","op":"put","rev":2,"doc":${A}},{"tsn":3,"collection":"c","id":"a","op":"patch","rev":3,"doc":${A}},{"tsn":4,"collection":"c","id":"b","op":"put","rev":4,"doc":null},{"tsn":5,"collection":"c","id":"b","op":"delete","rev":5}],"last":5}`,
+    `{"changes":[{"tsn":1,"collection":"c","op":"create_collection"},{"tsn":2,"collection":"c","id":"a","op":"put","rev":2,"doc":${A}},{"tsn":3,"collection":"c","id":"a","op":"patch","rev":3,"doc":${A}},{"tsn":4,"collection":"c","id":"b","op":"put","rev":4,"doc":null},{"tsn":5,"collection":"c","id":"b","op":"delete","rev":5}],"last":5}\n`,
     'documents spliced in byte for byte; null for one deleted since; no doc on a deletion',
   );
   t.notMatch((await call(app, 'GET', '/changes?since=0')).body, /"doc"/, 'without include_docs there are none');

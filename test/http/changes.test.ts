@@ -37,14 +37,43 @@ async function changes(app: FastifyInstance, query: string): Promise<{ changes: 
   return response.body;
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+/** How long a wait for an event may take before the test fails (a bound, never a pause). */
+const EVENT_WAIT_MS = 10_000;
 
-async function until(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(2);
-  }
+/**
+ * Resolves once `condition` holds, checking it now and again each time `subscribe`'s callback
+ * fires (the waited-for event); rejects after EVENT_WAIT_MS.
+ */
+function whenever(subscribe: (check: () => void) => () => void, condition: () => boolean, what: string): Promise<void> {
+  if (condition()) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => (unsubscribe(), reject(new Error(`timed out waiting for ${what}`))), EVENT_WAIT_MS);
+    const unsubscribe = subscribe(() => {
+      if (!condition()) return;
+      clearTimeout(timer);
+      unsubscribe();
+      resolve();
+    });
+  });
+}
+
+/**
+ * Watches a store's waitForChanges, the call a long poll or event stream makes when it has
+ * nothing to send: `waiting(since)` resolves once a wait after `since` has begun.
+ */
+function watchWaits(store: DocumentStore): { readonly calls: number[]; waiting(since: number, count?: number): Promise<void> } {
+  const calls: number[] = [];
+  const listeners = new Set<() => void>();
+  const original = store.waitForChanges.bind(store);
+  store.waitForChanges = (since, timeoutMs, signal) => {
+    calls.push(since);
+    const wait = original(since, timeoutMs, signal);
+    for (const listener of listeners) listener();
+    return wait;
+  };
+  const subscribe = (check: () => void): (() => void) => (listeners.add(check), () => listeners.delete(check));
+  const begun = (since: number): number => calls.filter((call) => call === since).length;
+  return { calls, waiting: (since, count = 1) => whenever(subscribe, () => begun(since) >= count, `${count} wait(s) for changes after TSN ${since}`) };
 }
 
 /** Writes the fixture every content test reads: TSNs 1..8. */
@@ -213,13 +242,15 @@ t.test('a long poll answers at once when there is a change, waits for one, and t
   t.same(await changes(app, 'feed=longpoll&since=1&timeout=5000'), { changes: [{ tsn: 2, collection: 'b', op: 'create_collection' }], last: 2 });
 
   let answered = false;
+  const waits = watchWaits(store);
   const started = Date.now();
   const poll = changes(app, 'feed=longpoll&since=2&timeout=10000&collection=a').finally(() => (answered = true));
-  await sleep(100);
+  await waits.waiting(2);
   t.notOk(answered, 'it waits while nothing happens');
   await store.put('b', 'other', {});
-  await sleep(100);
+  await waits.waiting(3); // It saw TSN 3, the filter dropped it, and it waits again.
   t.notOk(answered, 'a change the filter drops does not end it');
+  t.same(waits.calls, [2, 3], 'it waited after TSN 2, then after TSN 3');
   await store.put('a', 'mine', {});
   t.same(await poll, { changes: [{ tsn: 4, collection: 'a', id: 'mine', op: 'put', rev: 4 }], last: 4 });
   t.ok(Date.now() - started < 5000, 'it answered when the write came, not at the timeout');
@@ -244,14 +275,16 @@ class SseClient {
   readonly events: SseEvent[] = [];
   ended = false;
   private buffer = '';
+  /** Called after each event parsed and at the end of the stream. */
+  private readonly listeners = new Set<() => void>();
   private constructor(
     private readonly request: http.ClientRequest,
     readonly response: http.IncomingMessage,
   ) {
     response.setEncoding('utf8');
     response.on('data', (text: string) => this.take(text));
-    response.on('end', () => (this.ended = true));
-    response.on('error', () => (this.ended = true));
+    response.on('end', () => this.end());
+    response.on('error', () => this.end());
   }
 
   static open(port: number, query: string, headers: Record<string, string> = {}): Promise<SseClient> {
@@ -266,7 +299,17 @@ class SseClient {
   }
 
   async waitForChanges(count: number): Promise<void> {
-    await until(() => this.changes.length >= count, `${count} change events (have ${this.changes.length})`);
+    await this.until(() => this.changes.length >= count, `${count} change events (have ${this.changes.length})`);
+  }
+
+  /** Resolves once `condition` holds, checked as each event arrives and at the end of the stream. */
+  until(condition: () => boolean, what: string): Promise<void> {
+    return whenever((check) => (this.listeners.add(check), () => this.listeners.delete(check)), condition, what);
+  }
+
+  private end(): void {
+    this.ended = true;
+    for (const listener of [...this.listeners]) listener();
   }
 
   close(): void {
@@ -284,6 +327,7 @@ class SseClient {
         else event[line.slice(0, line.indexOf(':'))] = line.slice(line.indexOf(':') + 1).trimStart();
       }
       this.events.push(event);
+      for (const listener of [...this.listeners]) listener();
     }
   }
 }
@@ -337,7 +381,7 @@ t.test('an idle event stream sends heartbeat comments', async (t) => {
   await docket.opened;
   const client = await SseClient.open(await listen(app), '');
   t.teardown(() => client.close());
-  await until(() => client.events.filter((event) => event.comment === 'heartbeat').length >= 3, 'three heartbeats');
+  await client.until(() => client.events.filter((event) => event.comment === 'heartbeat').length >= 3, 'three heartbeats');
   t.same(client.changes, []);
 });
 
@@ -345,6 +389,7 @@ t.test('closing the app ends open event streams and long polls promptly', async 
   const app = await buildApp({ config: { dataDirectory: t.testdir() }, store: { binlogSegmentSizeBytes: SEGMENT_SIZE_BYTES } });
   await app.docket.opened;
   await app.docket.store.createCollection('a');
+  const waits = watchWaits(app.docket.store);
   const port = await listen(app);
   const stream = await SseClient.open(port, 'since=0');
   await stream.waitForChanges(1);
@@ -355,14 +400,15 @@ t.test('closing the app ends open event streams and long polls promptly', async 
       response.on('end', () => resolve({ statusCode: response.statusCode!, body }));
     }).on('error', reject);
   });
-  await sleep(100);
+  // Both wait after TSN 1: the stream once it has sent it, the long poll from the start.
+  await waits.waiting(1, 2);
   const started = Date.now();
   await app.close();
   t.ok(Date.now() - started < 3000, `close took ${Date.now() - started} ms`);
   const answer = await poll;
   t.equal(answer.statusCode, 200);
   t.same(JSON.parse(answer.body), { changes: [], last: 1 }, 'the long poll answers with what it has');
-  await until(() => stream.ended, 'the event stream to end');
+  await stream.until(() => stream.ended, 'the event stream to end');
   t.ok(stream.ended);
 });
 
@@ -372,11 +418,15 @@ t.test('closing the app ends open event streams and long polls promptly', async 
 class GatedFileSystem extends RealFileSystem {
   private gate: Promise<void> | undefined;
   private release: (() => void) | undefined;
+  private arrive: (() => void) | undefined;
   held: 'write' | 'sync' | undefined;
+  /** Settles when a binlog write or sync of the kind held first waits at the gate. */
+  reached: Promise<void> = Promise.resolve();
 
   hold(what: 'write' | 'sync'): void {
     this.held = what;
     this.gate = new Promise((resolve) => (this.release = resolve));
+    this.reached = new Promise((resolve) => (this.arrive = resolve));
   }
 
   override open(filePath: string, mode: OpenMode): Promise<File> {
@@ -392,7 +442,9 @@ class GatedFileSystem extends RealFileSystem {
 
   private gated(file: File): File {
     const pass = async (what: 'write' | 'sync'): Promise<void> => {
-      if (this.held === what) await this.gate;
+      if (this.held !== what) return;
+      this.arrive?.();
+      await this.gate;
     };
     return {
       path: file.path,
@@ -415,8 +467,8 @@ async function checkOnlyAcknowledged(t: Test, sync: 'immediate' | 'periodic', he
   await store.put('c', 'acknowledged', {});
   fileSystem.hold(held);
   const writing = store.put('c', 'pending', {});
-  await until(() => store.lastTsn === 3, 'the put to be sequenced');
-  await sleep(50);
+  await fileSystem.reached; // The binlog's write or sync of TSN 3 waits at the gate.
+  t.same([store.lastTsn, store.stats().binlog.lastTsn], [3, 3], 'the put is sequenced and handed to the binlog');
   const page = await changes(app, 'since=0');
   t.same(page.changes.map((c) => c.id), [undefined, 'acknowledged'], `the ${held} held back, TSN 3 is not shown`);
   t.equal(page.last, 2);

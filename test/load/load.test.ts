@@ -6,7 +6,7 @@
 
 import t from 'tap';
 import { spawn } from 'node:child_process';
-import { promises as fs } from 'node:fs';
+import { promises as fs, watch } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
@@ -75,17 +75,48 @@ async function writesTo(server: RunningServer, collection: string): Promise<numb
   }
 }
 
-/** Resolves once the checkpoint says at least `lines` lines of the first input were acknowledged. */
-async function checkpointPast(file: string, lines: number): Promise<void> {
-  for (;;) {
+/**
+ * Resolves true once the checkpoint says at least `lines` lines of the first input were
+ * acknowledged, or false if the load ends first. The checkpoint is read again each time the
+ * loader changes its directory (it writes the checkpoint and renames it into place).
+ */
+function checkpointPast(file: string, lines: number, done: Promise<unknown>): Promise<boolean> {
+  const passed = async (): Promise<boolean> => {
     try {
       const checkpoint = JSON.parse(await fs.readFile(file, 'utf8')) as { position: { input: number; line: number } };
-      if (checkpoint.position.input > 0 || checkpoint.position.line >= lines) return;
+      return checkpoint.position.input > 0 || checkpoint.position.line >= lines;
     } catch {
-      // Not written yet, or being renamed into place.
+      return false; // Not written yet, or being renamed into place.
     }
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+  };
+  return new Promise((resolve, reject) => {
+    let settled = false;
+    let checking = false;
+    let again = false;
+    const finish = (outcome: boolean): void => {
+      if (settled) return;
+      settled = true;
+      watcher.close();
+      resolve(outcome);
+    };
+    // Watching starts before the first read, so no change between the two is missed.
+    const watcher = watch(path.dirname(file), () => void check());
+    watcher.on('error', reject);
+    const check = async (): Promise<void> => {
+      if (checking) {
+        again = true;
+        return;
+      }
+      checking = true;
+      do {
+        again = false;
+        if (await passed()) finish(true);
+      } while (again && !settled);
+      checking = false;
+    };
+    void check();
+    void done.then(() => finish(false));
+  });
 }
 
 t.test('bad lines are reported by file and line and counted, the rest is stored, and the exit status is 1', async (t) => {
@@ -125,7 +156,7 @@ for (const stop of ['SIGKILL', 'SIGINT'] as const) {
     await fs.writeFile(path.join(dir, 'in.ndjson'), lines.join('\n') + '\n');
     const args = ['in.ndjson', '--collection', 'c', '--url', server.url, '--json', '--batch-lines', '25', '--in-flight', '2'];
     const loading = startLoad(args, { cwd: dir });
-    await Promise.race([checkpointPast(path.join(dir, 'docket-load-c.checkpoint.json'), 300), loading.done]);
+    t.ok(await checkpointPast(path.join(dir, 'docket-load-c.checkpoint.json'), 300, loading.done), 'stopped after 300 lines were acknowledged, before the end');
     loading.kill(stop);
     const stopped = await loading.done;
     if (stop === 'SIGINT') {
@@ -158,7 +189,7 @@ t.test('when the server dies mid-load the loader exits 3, and --resume against t
   await fs.writeFile(path.join(dir, 'in.ndjson'), lines.join('\n') + '\n');
   const args = (url: string): string[] => ['in.ndjson', '--collection', 'c', '--url', url, '--json', '--batch-lines', '25'];
   const loading = startLoad(args(server.url), { cwd: dir });
-  await Promise.race([checkpointPast(path.join(dir, 'docket-load-c.checkpoint.json'), 300), loading.done]);
+  t.ok(await checkpointPast(path.join(dir, 'docket-load-c.checkpoint.json'), 300, loading.done), 'killed after 300 lines were acknowledged, before the end');
   await server.kill();
   const stopped = await loading.done;
   t.equal(stopped.code, 3, stopped.stderr);

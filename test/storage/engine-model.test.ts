@@ -878,7 +878,8 @@ t.test('WAL on: a batch acknowledged while a flush finishes during a WAL rotatio
   const fs = new SimFileSystem();
   let gate: Promise<void> | undefined;
   let open!: () => void;
-  let held = false;
+  let arrived!: () => void;
+  const held = new Promise<void>((resolve) => (arrived = resolve));
   const gated: FileSystem = {
     open: async (filePath, mode) => {
       const file = await fs.open(filePath, mode);
@@ -893,7 +894,7 @@ t.test('WAL on: a batch acknowledged while a flush finishes during a WAL rotatio
         truncate: (sizeBytes) => file.truncate(sizeBytes),
         close: async () => {
           if (gate) {
-            held = true;
+            arrived();
             await gate;
           }
           return file.close();
@@ -914,7 +915,7 @@ t.test('WAL on: a batch acknowledged while a flush finishes during a WAL rotatio
   await engine.write(new WriteBatch().put('f', buf('a'), buf('1')), { tag: 1 });
   gate = new Promise((resolve) => (open = resolve));
   const write = engine.write(new WriteBatch().put('f', buf('b'), buf('2')), { tag: 2 });
-  while (!held) await new Promise((resolve) => setImmediate(resolve));
+  await held; // The rotation closes the old WAL file: the window is open.
   await engine.flush(); // 'a' goes to a table; the flush then deletes obsolete WAL files.
   gate = undefined;
   open();
