@@ -4,6 +4,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import t from 'tap';
+import { gzipSync } from 'node:zlib';
 import { buildApp } from '../../src/app.js';
 import type { Binlog } from '../../src/binlog/binlog.js';
 import { decodeTransaction, type WriteOp } from '../../src/documents/record.js';
@@ -58,6 +59,10 @@ t.test('a JSON Patch applies as one transaction that writes only the fields it c
   t.same(second.puts.map((p) => p.value.toString()), ['"Dune"'], 'a move writes its target');
   t.equal(second.deletes.length, 2, 'and deletes its source, as remove deletes its field');
   t.equal((await send(app, 'GET', '/collections/books/docs/dune')).body, '{"title":"Dune","big":9007199254740993,"tags":["sf","desert"],"ratings":{"n":3,"avg":4.50},"sort":"Dune"}\n', 'JSON responses end with a newline');
+
+  const gzipped = await app.inject({ method: 'PATCH', url: '/collections/books/docs/dune', headers: { 'content-type': JSON_PATCH, 'content-encoding': 'gzip' }, payload: gzipSync('[{"op":"add","path":"/gz","value":1.0}]') });
+  t.equal(gzipped.statusCode, 200, 'a JSON Patch body may come gzip-encoded, as a JSON body may');
+  t.equal((await send(app, 'GET', '/collections/books/docs/dune?fields=gz')).body, '{"gz":1.0}\n');
 
   const setNull = await send(app, 'PATCH', '/collections/books/docs/dune', '[{"op":"replace","path":"/sort","value":null}]', JSON_PATCH);
   t.equal(setNull.status, 200);
