@@ -1,12 +1,19 @@
 // The change feed: GET /changes?since=TSN as one page (feed=normal), as a long poll that waits
 // for the first change after `since` (feed=longpoll), or as a stream of server-sent events
-// (feed=sse). Pages come from store.changes (src/changes.ts): whole acknowledged transactions.
+// (GET /changes/stream; feed=sse on /changes answers the same, for clients written before it).
+// Pages come from store.changes (src/changes.ts): whole acknowledged transactions. `since=now`
+// starts from the last acknowledged TSN; `include_docs=true` adds each put's and patch's
+// document as stored, spliced in as its JSON text (never re-serialised).
+//
+// The event stream has a path of its own so that the contract gives each operation one response
+// media type: a generated client's `data` for GET /changes is then the JSON page, not a union
+// with the stream's text.
 //
 // In the event stream every change is `event: change` with the change as JSON in `data:`; only
 // the last change of each transaction carries `id: <tsn>`, so the Last-Event-ID a client
 // resumes from is always a transaction it has seen whole.
 
-import type { FastifyBaseLogger, FastifyPluginAsync } from 'fastify';
+import type { FastifyBaseLogger, FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { ServerResponse } from 'node:http';
 import type { Change, ChangesOptions, ChangesPage } from '../src/changes.js';
 import { DocketError, DocketErrorCode } from '../src/errors.js';
@@ -22,17 +29,20 @@ export interface ChangesRoutesOptions {
 }
 
 interface ChangesQuery {
-  since?: number;
+  /** A TSN, or `now`. */
+  since?: string;
   limit?: number;
   collection?: string;
   feed?: 'normal' | 'longpoll' | 'sse';
   timeout?: number;
+  include_docs?: boolean;
 }
 
 const changesQuery = {
   type: 'object',
   properties: {
-    since: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+    since: { type: 'string', pattern: '^(now|0|[1-9][0-9]{0,15})$' },
+    include_docs: { type: 'boolean' },
     limit: { type: 'integer', minimum: 1, maximum: limits.CHANGES_LIMIT_MAX },
     // A name no collection has is not an error, it only filters everything out: the feed also
     // names collections dropped long ago, and one may be created under that name later.
@@ -42,15 +52,24 @@ const changesQuery = {
   },
 } as const;
 
+const streamQuery = {
+  type: 'object',
+  properties: { since: changesQuery.properties.since, include_docs: changesQuery.properties.include_docs, limit: changesQuery.properties.limit, collection: changesQuery.properties.collection },
+} as const;
+
 export const changesRoutes: FastifyPluginAsync<ChangesRoutesOptions> = async (app, { docket, sseHeartbeatMs = limits.SSE_HEARTBEAT_MS }) => {
-  app.get<{ Querystring: ChangesQuery }>('/changes', { schema: { querystring: changesQuery } }, async (request, reply) => {
+  app.get<{ Querystring: ChangesQuery }>('/changes', { schema: { querystring: changesQuery } }, async (request, reply) => serve(request, reply, request.query.feed ?? 'normal'));
+  app.get<{ Querystring: ChangesQuery }>('/changes/stream', { schema: { querystring: streamQuery } }, async (request, reply) => serve(request, reply, 'sse'));
+
+  async function serve(request: FastifyRequest<{ Querystring: ChangesQuery }>, reply: FastifyReply, feed: 'normal' | 'longpoll' | 'sse'): Promise<unknown> {
     const store = docket.store;
-    const { since = 0, limit, collection, feed = 'normal', timeout = limits.LONGPOLL_TIMEOUT_MS_DEFAULT } = request.query;
-    const options: ChangesOptions = { ...(limit !== undefined ? { limit } : {}), ...(collection !== undefined ? { collection } : {}) };
-    if (feed === 'normal') return store.changes(since, options);
+    const { limit, collection, include_docs: includeDocs, timeout = limits.LONGPOLL_TIMEOUT_MS_DEFAULT } = request.query;
+    const since = sinceOf(request.query.since, store);
+    const options: ChangesOptions = { ...(limit !== undefined ? { limit } : {}), ...(collection !== undefined ? { collection } : {}), ...(includeDocs ? { includeDocs } : {}) };
+    if (feed === 'normal') return sendPage(reply, await store.changes(since, options));
     const stop = stopOnClose(reply.raw, docket.shutdownSignal);
     try {
-      if (feed === 'longpoll') return await longPoll(store, since, options, timeout, stop.signal);
+      if (feed === 'longpoll') return sendPage(reply, await longPoll(store, since, options, timeout, stop.signal));
       const start = lastEventId(request.headers['last-event-id']) ?? since;
       // The first page before the stream starts, so that a purged or bad resume point is an
       // ordinary error response (410, 400), not an event.
@@ -61,8 +80,29 @@ export const changesRoutes: FastifyPluginAsync<ChangesRoutesOptions> = async (ap
     } finally {
       stop.dispose();
     }
-  });
+  }
 };
+
+/** `since`: a TSN, `now` (the last acknowledged TSN), or 0 when absent. */
+function sinceOf(text: string | undefined, store: DocumentStore): number {
+  if (text === undefined) return 0;
+  if (text === 'now') return store.changesEnd;
+  const since = Number(text);
+  if (!Number.isSafeInteger(since)) throw new DocketError(DocketErrorCode.INVALID_ARGUMENT, `since must be a TSN of at most ${Number.MAX_SAFE_INTEGER}, or now`);
+  return since;
+}
+
+function sendPage(reply: FastifyReply, page: ChangesPage): FastifyReply {
+  return reply.type('application/json; charset=utf-8').send(`{"changes":[${page.changes.map(changeText).join(',')}],"last":${page.last}}`);
+}
+
+/** A change as JSON; a document it carries goes in as its stored text. */
+export function changeText(change: Change): string {
+  if (!('doc' in change) || change.doc === undefined) return JSON.stringify(change);
+  const { doc, ...rest } = change;
+  const text = JSON.stringify(rest);
+  return `${text.slice(0, -1)},"doc":${doc ?? 'null'}}`;
+}
 
 /**
  * Waits up to `timeoutMs` for a change after `since` that passes the filter, and answers with
@@ -126,7 +166,7 @@ export function eventsText(changes: readonly Change[]): string {
   for (let i = 0; i < changes.length; i++) {
     const change = changes[i]!;
     const endsTransaction = changes[i + 1]?.tsn !== change.tsn;
-    text += `${endsTransaction ? `id: ${change.tsn}\n` : ''}event: change\ndata: ${JSON.stringify(change)}\n\n`;
+    text += `${endsTransaction ? `id: ${change.tsn}\n` : ''}event: change\ndata: ${changeText(change)}\n\n`;
   }
   return text;
 }

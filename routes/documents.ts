@@ -1,5 +1,6 @@
 // Documents: PUT (create or replace), POST (create with a generated id), GET/HEAD (optionally
-// only some fields; If-Match then If-None-Match), PATCH (JSON Merge Patch), DELETE, and listing by id with a keyset cursor.
+// only some fields; If-Match then If-None-Match), PATCH (JSON Merge Patch or JSON Patch), DELETE, and listing by id
+// with a keyset cursor.
 // The revision is the TSN that last wrote a document and its strong ETag; If-Match and
 // If-None-Match become store conditions, so a precondition is checked atomically with the write.
 
@@ -7,6 +8,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { DocketError, DocketErrorCode } from '../src/errors.js';
 import type { Docket } from '../src/http/context.js';
 import { generateId } from '../src/http/ids.js';
+import { JsonPatchText, parseJsonPatch } from '../src/http/json.js';
 import { etag, ignoredBody, jsonBody, matches, parseTagList, parseWeakTagList } from '../src/http/request.js';
 import * as limits from '../src/limits.js';
 import type { WriteConditions, WriteResult } from '../src/store.js';
@@ -64,7 +66,8 @@ export const documentRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app
 
   app.patch<{ Params: DocumentParams }>('/collections/:collection/docs/:id', { schema: { params: documentParams } }, async (request, reply) => {
     const { collection, id } = request.params;
-    const patch = jsonBody(request, 'a merge patch');
+    // A JSON Patch (RFC 6902) by its media type; a JSON Merge Patch (RFC 7396) otherwise.
+    const patch = request.body instanceof JsonPatchText ? parseJsonPatch(request.body.bytes) : jsonBody(request, 'a merge patch');
     const result = await docket.store.patch(collection, id, patch, writeConditions(request, false));
     return written(reply, collection, result, 200);
   });

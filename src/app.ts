@@ -11,7 +11,8 @@ import { ConfigError, DEFAULTS, type Config } from './config.js';
 import { Docket } from './http/context.js';
 import { decodedRequestBody } from './http/content-encoding.js';
 import { clientErrorHandler, frameworkErrorHandler, installErrorHandlers } from './http/errors.js';
-import { JSON_MEDIA_TYPES, NDJSON_MEDIA_TYPE } from './http/json.js';
+import { JSON_MEDIA_TYPES, JSON_PATCH_MEDIA_TYPE, JsonPatchText, NDJSON_MEDIA_TYPE } from './http/json.js';
+import { DocketError, DocketErrorCode } from './errors.js';
 import type { EventLoopDelayProbe, OverloadGuard } from './http/overload.js';
 import { securityPlugin } from './http/security.js';
 import { installResponseHooks } from './http/responses.js';
@@ -102,6 +103,11 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   // A Content-Encoding is decoded first, to at most the body limit (src/http/content-encoding.ts).
   app.addContentTypeParser([...JSON_MEDIA_TYPES], { parseAs: 'buffer' }, (request, body, done) => {
     decodedRequestBody(request.headers['content-encoding'], body as Buffer, config.bodyLimitBytes).then((bytes) => done(null, new JsonText(bytes)), done);
+  });
+  // A JSON Patch (RFC 6902) is a body of PATCH /collections/{c}/docs/{id} only, the one PATCH route.
+  app.addContentTypeParser(JSON_PATCH_MEDIA_TYPE, { parseAs: 'buffer' }, (request, body, done) => {
+    if (request.method !== 'PATCH') return done(new DocketError(DocketErrorCode.UNSUPPORTED_MEDIA_TYPE, `${JSON_PATCH_MEDIA_TYPE} is a body of PATCH only (a document's JSON Patch)`), undefined);
+    decodedRequestBody(request.headers['content-encoding'], body as Buffer, config.bodyLimitBytes).then((bytes) => done(null, new JsonPatchText(bytes)), done);
   });
   // NDJSON is streamed (and decoded) by the bulk route itself (request.raw); the body is left unread here.
   app.addContentTypeParser(NDJSON_MEDIA_TYPE, (_request, _payload, done) => done(null, undefined));

@@ -17,6 +17,9 @@ import { DocketError, DocketErrorCode } from './errors.js';
 import * as limits from './limits.js';
 import type { Watermark } from './watermark.js';
 
+/** The id of the collection a document change went to; a symbol, so it never reaches JSON. */
+export const COLLECTION_ID: unique symbol = Symbol('collectionId');
+
 export interface DocumentChange {
   readonly tsn: number;
   readonly collection: string;
@@ -24,6 +27,13 @@ export interface DocumentChange {
   readonly op: WriteAction;
   /** The document's revision after the change: the TSN. */
   readonly rev: number;
+  /**
+   * With `includeDocs`, on puts and patches: the document as stored when the page was read, as
+   * JSON text (so at its latest revision, which is later than `rev` if it was written again),
+   * or null if it has been deleted since (or its collection dropped). Deletions carry none.
+   */
+  readonly doc?: string | null;
+  readonly [COLLECTION_ID]?: number;
 }
 
 export interface CollectionChange {
@@ -45,6 +55,8 @@ export interface ChangesOptions {
   readonly limit?: number;
   /** Only changes to collections of this name (every collection ever so named). */
   readonly collection?: string;
+  /** Each put and patch carries `doc`, the document as stored now (the store adds it). */
+  readonly includeDocs?: boolean;
 }
 
 /** The longest setTimeout node keeps: longer ones fire at once. */
@@ -131,7 +143,7 @@ export class ChangeFeed {
       let change: Change;
       if (op.kind === 'count') continue; // Bookkeeping in the same transaction, not a change.
       if (op.kind === 'write') {
-        change = { tsn, collection: await this.nameOf(op.collectionId, tsn), id: op.id, op: op.action, rev: tsn };
+        change = { tsn, collection: await this.nameOf(op.collectionId, tsn), id: op.id, op: op.action, rev: tsn, [COLLECTION_ID]: op.collectionId };
       } else {
         this.learn(op.collectionId, op.name);
         change = { tsn, collection: op.name, op: op.kind === 'create' ? 'create_collection' : 'drop_collection' };

@@ -67,6 +67,12 @@ export const DocketErrorCode = {
   ENCODING_UNSUPPORTED: 'DOCKET_ERR_ENCODING_UNSUPPORTED',
   /** A request body whose bytes are not valid for the Content-Encoding it declares (truncated, corrupt). */
   ENCODING_INVALID: 'DOCKET_ERR_ENCODING_INVALID',
+  /** A JSON Patch (RFC 6902) that is malformed: not an array of operations, a bad op, member or pointer, too many operations. */
+  PATCH_INVALID: 'DOCKET_ERR_PATCH_INVALID',
+  /** A JSON Patch that cannot apply to the document as it is: a path that does not exist, an index out of range. */
+  PATCH_CONFLICT: 'DOCKET_ERR_PATCH_CONFLICT',
+  /** A JSON Patch `test` operation failed. */
+  PATCH_TEST_FAILED: 'DOCKET_ERR_PATCH_TEST_FAILED',
 } as const;
 
 export type DocketErrorCode = (typeof DocketErrorCode)[keyof typeof DocketErrorCode];

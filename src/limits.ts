@@ -14,6 +14,8 @@ export const FIELD_NAME_SIZE_BYTES_MAX = 256;
 export const FIELDS_PER_DOCUMENT_MAX = 1024;
 /** Nesting of arrays and objects; the document itself is depth 1. JSON.stringify fails near 4,000. */
 export const DOCUMENT_DEPTH_MAX = 64;
+/** Operations in one JSON Patch (RFC 6902); more is 400 DOCKET_ERR_PATCH_INVALID. */
+export const JSON_PATCH_OPERATIONS_MAX = 1000;
 /** Operations in one atomic batch. */
 export const BATCH_OPERATIONS_MAX = 10_000;
 /** Encoded size of one transaction's binlog record: one atomic batch. */
@@ -68,6 +70,11 @@ export const CHANGES_LIMIT_MAX = 10_000;
 export const CHANGES_SCAN_TRANSACTIONS_MAX = 10_000;
 /** Bytes of binlog records one change-feed call reads at most (it always reads one transaction whole). */
 export const CHANGES_SCAN_BYTES_MAX = 16 * 1024 * 1024;
+/**
+ * Bytes of documents one change-feed page with include_docs carries, about: past it the page
+ * ends with the transaction it is in (never split), and `last` says where to go on from.
+ */
+export const CHANGES_DOCS_BYTES_MAX = 16 * 1024 * 1024;
 /** How long a long poll of the change feed waits for a change, by default and at most. */
 export const LONGPOLL_TIMEOUT_MS_DEFAULT = 30_000;
 export const LONGPOLL_TIMEOUT_MS_MAX = 60_000;

@@ -5,7 +5,7 @@
 import * as path from 'node:path';
 import { Engine, LruCache, RealFileSystem, type EngineOptions, type EngineStats, type FileSystem, type RecoveryReport } from '../storage/index.js';
 import { Binlog, BINLOG_SEGMENT_SIZE_BYTES_DEFAULT, type BinlogOpenReport, type BinlogStats, type SyncPolicy } from './binlog/binlog.js';
-import { ChangeFeed, type ChangesOptions, type ChangesPage } from './changes.js';
+import { ChangeFeed, COLLECTION_ID, type Change, type ChangesOptions, type ChangesPage } from './changes.js';
 import { defineCollection, loadCatalog, sameOptions, Collection, type CollectionDefinition, type CollectionOptions } from './catalog.js';
 import { CommitPipeline, documentKey, type DocumentState, type LogPosition, type PlannedOperation, type PlannedWrite } from './commit.js';
 import { DocketError, DocketErrorCode } from './errors.js';
@@ -13,6 +13,7 @@ import { assemble } from './documents/assemble.js';
 import { decodeHeader } from './documents/header.js';
 import { CATALOG_FAMILY, familyName, fieldKey, metaFamily, metaKey } from './documents/keys.js';
 import { isPlainObject, mergePatch, setOwn } from './documents/merge-patch.js';
+import { applyJsonPatch, JsonPatch } from './documents/json-patch.js';
 import { checkCollectionName, checkId, documentFields, limit, type FieldList } from './documents/validate.js';
 import { fieldsOf, JsonText, mergeFields, textOf } from './documents/json-text.js';
 import { EpochKeeper, type EpochStats } from './epochs.js';
@@ -76,6 +77,7 @@ export interface StoredDocument {
 
 export type BatchOperation =
   | ({ readonly op: 'put'; readonly collection: string; readonly id: string; readonly document: unknown } & WriteConditions)
+  /** `patch`: a JSON Merge Patch (RFC 7396) as a value or JsonText, or a JsonPatch (RFC 6902). */
   | ({ readonly op: 'patch'; readonly collection: string; readonly id: string; readonly patch: unknown } & Pick<WriteConditions, 'ifRevision' | 'ifCurrent'>)
   | ({ readonly op: 'delete'; readonly collection: string; readonly id: string } & Pick<WriteConditions, 'ifRevision' | 'ifCurrent'>);
 
@@ -347,6 +349,7 @@ export class DocumentStore {
       const { document } = operation;
       return { collection, operation, fields: document instanceof JsonText ? fieldsOf(document) : documentFields(document) };
     }
+    if (operation.op === 'patch' && operation.patch instanceof JsonPatch) return { collection, operation, fields: undefined };
     const notObject = 'a merge patch must be a JSON object';
     if (operation.op === 'patch' && operation.patch instanceof JsonText) return { collection, operation, fields: fieldsOf(operation.patch, notObject) };
     if (operation.op === 'patch' && !isPlainObject(operation.patch)) throw new DocketError(DocketErrorCode.DOCUMENT_INVALID, notObject);
@@ -410,6 +413,12 @@ export class DocumentStore {
   /** The fields a patch leaves, checked against the schema. */
   private patched(collection: Collection, current: DocumentState, patch: unknown, patchFields: FieldList | undefined): FieldList {
     const values = current.values as readonly Buffer[]; // withValues filled every one.
+    if (patch instanceof JsonPatch) {
+      // Only the top-level members the patch names are parsed; the others keep their bytes.
+      const result = applyJsonPatch(current.fieldNames, values, patch);
+      if (collection.validate) this.validate(collection, JSON.parse(textOf(result)));
+      return result;
+    }
     if (patch instanceof JsonText) {
       const merged = mergeFields(current.fieldNames, values, patchFields!);
       if (collection.validate) this.validate(collection, JSON.parse(textOf(merged)));
@@ -520,7 +529,46 @@ export class DocumentStore {
   /** Acknowledged changes after TSN `since`, whole transactions, in TSN order. */
   async changes(since: number, options: ChangesOptions = {}): Promise<ChangesPage> {
     this.checkOpen();
-    return this.feed.page(since, options);
+    const page = await this.feed.page(since, options);
+    if (!options.includeDocs) return page;
+    // Each document read once a page, as it is now (CouchDB's include_docs reads the same way).
+    const docs = new Map<string, Promise<string | null>>();
+    const changes: Change[] = [];
+    let docBytes = 0;
+    for (const change of page.changes) {
+      // Past the bound, the page ends where a transaction does; `last` is the one before.
+      const previous = changes.at(-1);
+      if (docBytes >= limits.CHANGES_DOCS_BYTES_MAX && previous !== undefined && previous.tsn !== change.tsn) return { changes, last: previous.tsn };
+      if (!('id' in change) || change.op === 'delete') {
+        changes.push(change);
+        continue;
+      }
+      const collectionId = change[COLLECTION_ID]!;
+      const key = `${collectionId} ${change.id}`;
+      let doc = docs.get(key);
+      if (doc === undefined) docs.set(key, (doc = this.documentNow(collectionId, change.collection, change.id)));
+      const text = await doc;
+      docBytes += text?.length ?? 0;
+      changes.push({ ...change, doc: text });
+    }
+    return { ...page, changes };
+  }
+
+  /** The document's JSON as stored now, if the collection with that id still holds it; null otherwise. */
+  private async documentNow(collectionId: number, collection: string, id: string): Promise<string | null> {
+    const target = this.catalog.get(collection);
+    if (!target || target.id !== collectionId || target.dropped) return null;
+    try {
+      return (await this.get(collection, id))?.json ?? null;
+    } catch (error) {
+      if (error instanceof DocketError && error.code === DocketErrorCode.COLLECTION_NOT_FOUND) return null; // Dropped meanwhile.
+      throw error;
+    }
+  }
+
+  /** The last acknowledged TSN: where `since=now` starts the change feed. */
+  get changesEnd(): number {
+    return this.pipeline.acknowledged.tsn;
   }
 
   /** Resolves true once a transaction after `since` is acknowledged; false on timeout, abort or close. */

@@ -42,6 +42,7 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, Permission>> = {
   'DELETE /collections/:collection/docs/:id': 'write',
   'POST /collections/:collection/bulk': 'write',
   'GET /changes': 'read',
+  'GET /changes/stream': 'read',
   'GET /openapi.yaml': 'public',
   'GET /openapi.json': 'public',
   'GET /docs': 'public',

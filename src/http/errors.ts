@@ -42,6 +42,9 @@ export const STATUS_OF: Readonly<Record<DocketErrorCode, number>> = {
   [DocketErrorCode.OVERLOADED]: 503,
   [DocketErrorCode.ENCODING_UNSUPPORTED]: 415,
   [DocketErrorCode.ENCODING_INVALID]: 400,
+  [DocketErrorCode.PATCH_INVALID]: 400,
+  [DocketErrorCode.PATCH_CONFLICT]: 409,
+  [DocketErrorCode.PATCH_TEST_FAILED]: 409,
 };
 
 /** Storage errors that reach a client: the disk is full or failing, or the engine closed. */
@@ -71,7 +74,7 @@ export function describeError(error: unknown): ErrorBody {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
       return errorBody(413, DocketErrorCode.LIMIT_EXCEEDED, `the request body is larger than the server's limit (${fastify.message ?? ''})`);
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return errorBody(415, DocketErrorCode.UNSUPPORTED_MEDIA_TYPE, 'bodies are application/json (or application/merge-patch+json for PATCH, application/x-ndjson for bulk)');
+      return errorBody(415, DocketErrorCode.UNSUPPORTED_MEDIA_TYPE, 'bodies are application/json (or application/merge-patch+json or application/json-patch+json for PATCH, application/x-ndjson for bulk)');
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
     case 'FST_ERR_CTP_EMPTY_TYPE':

@@ -5,11 +5,19 @@
 import { isUtf8 } from 'node:buffer';
 import { DocketError, DocketErrorCode } from '../errors.js';
 import * as limits from '../limits.js';
+import { checkJsonPatch, type JsonPatch } from '../documents/json-patch.js';
 
 /** The media types that carry one JSON value. */
 export const JSON_MEDIA_TYPES = ['application/json', 'application/merge-patch+json'] as const;
+/** JSON Patch (RFC 6902), taken by PATCH of a document only. */
+export const JSON_PATCH_MEDIA_TYPE = 'application/json-patch+json';
 /** Bulk bodies: one JSON document a line, streamed by routes/bulk.ts rather than parsed here. */
 export const NDJSON_MEDIA_TYPE = 'application/x-ndjson';
+
+/** A body sent as JSON_PATCH_MEDIA_TYPE, as bytes; the PATCH route parses it (parseJsonPatch). */
+export class JsonPatchText {
+  constructor(readonly bytes: Buffer) {}
+}
 
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
@@ -27,6 +35,15 @@ export function parseJson(bytes: Buffer, what = 'the body'): unknown {
   } catch (error) {
     throw new DocketError(DocketErrorCode.BODY_INVALID, `${what} is not valid JSON: ${(error as Error).message}`);
   }
+}
+
+/**
+ * A JSON Patch body: 400 BODY_INVALID if it is not UTF-8 JSON, 413 if it nests deeper than
+ * DOCUMENT_DEPTH_MAX, 400 PATCH_INVALID if it is not a JSON Patch (checkJsonPatch).
+ */
+export function parseJsonPatch(bytes: Buffer): JsonPatch {
+  parseJson(bytes, 'the JSON Patch');
+  return checkJsonPatch(bytes.toString('utf8'));
 }
 
 /** Refuses nesting deeper than DOCUMENT_DEPTH_MAX (the outermost object is depth 1). */

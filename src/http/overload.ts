@@ -123,6 +123,7 @@ export class OverloadGuard {
 
 /** A long poll or event stream of the change feed: waits rather than works. */
 function isStream(request: FastifyRequest): boolean {
+  if (request.routeOptions.url === '/changes/stream') return true;
   if (request.routeOptions.url !== '/changes') return false;
   const feed = (request.query as { feed?: unknown } | undefined)?.feed;
   return feed === 'longpoll' || feed === 'sse';

@@ -52,6 +52,8 @@ const FIXTURES: Record<string, Fixture> = {
   'DELETE /collections/:collection/docs/:id': { roles: WRITERS, ok: 200, request: (who) => ({ url: `/collections/c/docs/del-${who}` }) },
   'POST /collections/:collection/bulk': { roles: WRITERS, ok: 200, request: () => ({ url: '/collections/c/bulk', payload: '{"id":"b1"}\n', headers: { 'content-type': 'application/x-ndjson' } }) },
   'GET /changes': { roles: READERS, ok: 200, request: () => ({ url: '/changes' }) },
+  // An endless stream for a caller let in; a bad limit makes it answer (400) once past the role check.
+  'GET /changes/stream': { roles: READERS, ok: 400, request: () => ({ url: '/changes/stream?limit=0' }) },
   'GET /openapi.yaml': { roles: PUBLIC, ok: 200, request: () => ({ url: '/openapi.yaml' }) },
   'GET /openapi.json': { roles: PUBLIC, ok: 200, request: () => ({ url: '/openapi.json' }) },
   'GET /docs': { roles: PUBLIC, ok: 200, request: () => ({ url: '/docs' }) },

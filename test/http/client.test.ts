@@ -9,8 +9,8 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import openapiTS, { astToString } from 'openapi-typescript';
-import ts from 'typescript';
 import { buildApp } from '../../src/app.js';
+import { compileClient } from '../helpers/compile-client.js';
 
 const SPEC_URL = new URL('../../openapi.yaml', import.meta.url);
 
@@ -50,6 +50,34 @@ export async function run(baseUrl: string) {
   const goneCode: ErrorCode | undefined = gone.error?.code;
   const info = await client.GET('/collections/{collection}', { params: { path: books } });
 
+  // A JSON Patch (RFC 6902): the media type picks it; a failed test is a coded 409.
+  const jsonPatched = await client.PATCH('/collections/{collection}/docs/{id}', {
+    params: { path: { collection: 'books', id: posted.data?.id ?? '' } },
+    body: [{ op: 'test', path: '/title', value: 'Children of Dune' }, { op: 'add', path: '/series', value: ['Dune', 3] }, { op: 'replace', path: '/title', value: null }],
+    headers: { 'content-type': 'application/json-patch+json' },
+  });
+  const failedTest = await client.PATCH('/collections/{collection}/docs/{id}', {
+    params: { path: { collection: 'books', id: posted.data?.id ?? '' } },
+    body: [{ op: 'test', path: '/title', value: 'Dune' }],
+    headers: { 'content-type': 'application/json-patch+json' },
+  });
+  const afterJsonPatch = await client.GET('/collections/{collection}/docs/{id}', { params: { path: { collection: 'books', id: posted.data?.id ?? '' } } });
+
+  // Bulk NDJSON: the body is text, sent as it is (openapi-fetch JSON-encodes bodies unless told not to).
+  const bulk = await client.POST('/collections/{collection}/bulk', {
+    params: { path: books },
+    body: '{"id":"emma","title":"Emma"}\\n{"id":"persuasion","title":"Persuasion"}\\n',
+    bodySerializer: (body) => body,
+    headers: { 'content-type': 'application/x-ndjson' },
+  });
+  const stored: number | undefined = bulk.data?.stored;
+
+  // The change feed as a long poll: data is the JSON page, changes and all.
+  const since = (deleted.data?.tsn ?? 0);
+  const feed = await client.GET('/changes', { params: { query: { since, feed: 'longpoll', timeout: 10000, collection: 'books', include_docs: true } } });
+  const changes = (feed.data?.changes ?? []).map((c) => ('id' in c ? { tsn: c.tsn, id: c.id, op: c.op, doc: c.doc } : { tsn: c.tsn, op: c.op }));
+  const now = await client.GET('/changes', { params: { query: { since: 'now', feed: 'longpoll', timeout: 0 } } });
+
   return {
     created: { status: created.response.status, data: created.data, location: created.response.headers.get('location') },
     put: { status: put.response.status, data: written, etag },
@@ -63,6 +91,12 @@ export async function run(baseUrl: string) {
     deleted: { status: deleted.response.status, rev: deleted.data?.rev },
     gone: { status: gone.response.status, code: goneCode },
     fieldNames: info.data?.fields.map((f) => f.name) ?? [],
+    jsonPatched: { status: jsonPatched.response.status, rev: jsonPatched.data?.rev },
+    failedTest: { status: failedTest.response.status, code: failedTest.error?.code },
+    afterJsonPatch: afterJsonPatch.data,
+    bulk: { status: bulk.response.status, stored, failed: bulk.data?.failed, tsn: bulk.data?.tsn },
+    changes: { status: feed.response.status, changes, last: feed.data?.last },
+    now: now.data,
   };
 }
 
@@ -77,26 +111,14 @@ export function misuses(client: Client<paths>): void {
   void client.DELETE('/collections/{collection}/docs/{id}', { params: { path: { collection: 'books' } } });
   // @ts-expect-error documents are not POSTed to a collection's own path
   void client.POST('/collections/{collection}', { params: { path: { collection: 'books' } }, body: {} });
+  // @ts-expect-error the change feed's feed is normal or longpoll (the stream has its own path)
+  void client.GET('/changes', { params: { query: { feed: 'sometimes' } } });
+  // @ts-expect-error since is a tsn or 'now'
+  void client.GET('/changes', { params: { query: { since: 'yesterday' } } });
 }
 `;
 
-/** Compiles the directory's client.ts strictly; returns the diagnostics as text (none: it compiled and was emitted). */
-function compile(directory: string): string[] {
-  const options: ts.CompilerOptions = {
-    strict: true,
-    noUnusedLocals: true,
-    target: ts.ScriptTarget.ES2022,
-    module: ts.ModuleKind.NodeNext,
-    moduleResolution: ts.ModuleResolutionKind.NodeNext,
-    lib: ['lib.es2022.d.ts', 'lib.dom.d.ts'],
-    types: [],
-    skipLibCheck: true,
-    outDir: directory,
-  };
-  const program = ts.createProgram([path.join(directory, 'client.ts')], options);
-  const diagnostics = [...ts.getPreEmitDiagnostics(program), ...program.emit().diagnostics];
-  return diagnostics.map((d) => `${d.file ? `${path.basename(d.file.fileName)}:${d.file.getLineAndCharacterOfPosition(d.start ?? 0).line + 1}: ` : ''}${ts.flattenDiagnosticMessageText(d.messageText, '\n')}`);
-}
+const compile = (directory: string): string[] => compileClient(directory);
 
 t.test('a client generated from openapi.yaml compiles, refuses misuse, and round-trips with a live server', async (t) => {
   const directory = t.testdir({ 'package.json': JSON.stringify({ type: 'module' }) });
@@ -145,4 +167,19 @@ t.test('a client generated from openapi.yaml compiles, refuses misuse, and round
   t.ok(seen.deleted.rev > seen.patched.rev);
   t.same(seen.gone, { status: 404, code: 'DOCKET_ERR_DOCUMENT_NOT_FOUND' });
   t.same(seen.fieldNames.sort(), ['author', 'title', 'year']);
+
+  t.equal(seen.jsonPatched.status, 200);
+  t.same(seen.failedTest, { status: 409, code: 'DOCKET_ERR_PATCH_TEST_FAILED' }, 'a failed JSON Patch test is a coded 409');
+  t.same(seen.afterJsonPatch, { title: null, series: ['Dune', 3] }, 'the JSON Patch set a value to null and added a member');
+  t.same(seen.bulk, { status: 200, stored: 2, failed: 0, tsn: seen.deleted.rev + 2 }, 'the NDJSON body went as text: both lines stored');
+  t.same(seen.changes, {
+    status: 200,
+    changes: [
+      { tsn: seen.deleted.rev + 1, id: seen.posted.id, op: 'patch', doc: { title: null, series: ['Dune', 3] } },
+      { tsn: seen.deleted.rev + 2, id: 'emma', op: 'put', doc: { id: 'emma', title: 'Emma' } },
+      { tsn: seen.deleted.rev + 2, id: 'persuasion', op: 'put', doc: { id: 'persuasion', title: 'Persuasion' } },
+    ],
+    last: seen.deleted.rev + 2,
+  }, 'the long poll read data.changes, documents included');
+  t.same(seen.now, { changes: [], last: seen.deleted.rev + 2 }, 'since=now starts at the end');
 });
