@@ -196,6 +196,8 @@ interface ArmedFault extends Fault {
 class Machine {
   operationCount = 0;
   bytesWritten = 0;
+  /** Operations an injected fault or the byte limit failed (what a fault sweep checks it reached). */
+  faultsFired = 0;
   crashed = false;
   crashAt = Infinity;
   faults: ArmedFault[] = [];
@@ -213,6 +215,7 @@ class Machine {
     try {
       const fault = this.faultFor(call, paths);
       if (fault === undefined) return body();
+      this.faultsFired += 1;
       onFault?.(fault);
       throw faultError(fault, `${call} ${paths.join(' to ')}`);
     } finally {
@@ -238,6 +241,7 @@ class Machine {
   grant(wantedBytes: number): number {
     const allowed = Math.max(0, Math.min(wantedBytes, this.byteLimit - this.bytesWritten));
     this.bytesWritten += allowed;
+    if (allowed < wantedBytes) this.faultsFired += 1;
     return allowed;
   }
 }
@@ -418,6 +422,11 @@ export class SimFileSystem implements FileSystem {
 
   get crashed(): boolean {
     return this.machine.crashed;
+  }
+
+  /** Operations that an injected fault or the byte limit failed so far. */
+  get faultsFired(): number {
+    return this.machine.faultsFired;
   }
 
   /** Lets `operations` more mutating operations complete, then rejects everything. */

@@ -561,6 +561,9 @@ async function crashDuringRecovery(
   return attempt.image(seed + 1, damage);
 }
 
+/** What the sweeps reached in the file layer: crash points where power was lost, faults that failed an operation. */
+const reached = { crashes: 0, faults: 0 };
+
 async function checkCrash(
   policy: SyncPolicy,
   seed: number,
@@ -571,6 +574,7 @@ async function checkCrash(
   const fs = new SimFileSystem();
   fs.crashAfter(k);
   const outcome = await runWorkload(fs, policy, workload(seed));
+  if (fs.crashed) reached.crashes++;
   if (outcome.problem !== undefined) return outcome.problem;
   try {
     let image = fs.image(seed, damage);
@@ -598,9 +602,12 @@ if (crashOnly !== undefined) {
     t.test(`crash sweep under ${name}: at every crash point and every damage, ${promise}, twice`, async (t) => {
       const failures: string[] = [];
       let executions = 0;
+      let points = 0;
+      const crashesBefore = reached.crashes;
       for (let seed = 1; seed <= CRASH_SEEDS; seed++) {
         const clean = new SimFileSystem();
         await runWorkload(clean, policy, workload(seed));
+        points += clean.operationCount * DAMAGES.length; // k = operationCount + 1 never crashes: the run ends first.
         for (let k = 1; k <= clean.operationCount + 1; k++) {
           for (const damage of DAMAGES) {
             const recoveryCrash = (k + seed) % 7 === 0 ? 1 + (k % 11) : undefined;
@@ -612,7 +619,8 @@ if (crashOnly !== undefined) {
         }
       }
       t.same(failures.slice(0, 5), [], `${failures.length} of ${executions} crash executions failed`);
-      t.ok(executions >= 1000, `${executions} crash executions ran`);
+      t.equal(reached.crashes - crashesBefore, points, `the file layer lost power at ${reached.crashes - crashesBefore} of ${executions} crash points`);
+      t.ok(points >= 1000, `${points} crash points reached`);
     });
   }
 }
@@ -669,6 +677,7 @@ async function checkFault(policy: SyncPolicy, operation: number, kind: FaultKind
   const fs = new SimFileSystem();
   fs.injectFault({ operation, kind, persistent });
   const outcome = await runFaulty(fs, policy, workload(11));
+  if (fs.faultsFired > 0) reached.faults++;
   if (typeof outcome === 'string') return outcome;
   if (outcome.problem !== undefined) return outcome.problem;
   fs.clearFaults();
@@ -695,6 +704,7 @@ if (faultOnly !== undefined) {
       await runWorkload(clean, policy, workload(11));
       const failures: string[] = [];
       let executions = 0;
+      const faultsBefore = reached.faults;
       for (let operation = 1; operation <= clean.operationCount; operation++) {
         for (const kind of FAULT_KINDS) {
           for (const persistent of [false, true]) {
@@ -705,6 +715,7 @@ if (faultOnly !== undefined) {
         }
       }
       t.same(failures.slice(0, 5), [], `${failures.length} of ${executions} fault executions failed`);
+      t.equal(reached.faults - faultsBefore, executions, `the fault fired in ${reached.faults - faultsBefore} of ${executions} runs`);
       t.ok(executions >= clean.operationCount * 6, `${executions} fault executions over ${clean.operationCount} operations`);
     });
   }

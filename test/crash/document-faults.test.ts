@@ -16,10 +16,21 @@ const BATCHES = 24;
 const options = { ...STORE_OPTIONS, directory: '/db' };
 
 /** Runs the workload on a disk that fails as `arm` says; then checks the healthy image. */
+/** Runs in which the armed fault failed an operation (what a sweep counts, not its own loop). */
+const fired = { runs: 0 };
+
 async function faultRun(seed: number, arm: (fs: SimFileSystem) => void): Promise<string | undefined> {
   const groups = workload(seed, BATCHES);
   const fs = new SimFileSystem();
   arm(fs);
+  try {
+    return await faultRunOn(fs, seed, groups);
+  } finally {
+    if (fs.faultsFired > 0) fired.runs++;
+  }
+}
+
+async function faultRunOn(fs: SimFileSystem, seed: number, groups: ReturnType<typeof workload>): Promise<string | undefined> {
   let store: DocumentStore | undefined;
   try {
     store = await DocumentStore.open({ ...options, fileSystem: fs });
@@ -81,6 +92,7 @@ if (only) {
   t.test('I/O-error loop: every operation × EIO, ENOSPC, short write × once, persistent', async (t) => {
     const failures: string[] = [];
     let executions = 0;
+    const firedBefore = fired.runs;
     for (const seed of [1]) {
       const { operations } = await operationsIn(seed);
       const stride = Math.max(1, Math.floor(operations / FAULT_POINTS));
@@ -95,13 +107,16 @@ if (only) {
       }
     }
     t.same(failures.slice(0, 5), [], `${failures.length} of ${executions} fault executions failed`);
-    // At least FAULT_POINTS operations, each with every kind of fault, once and persistent.
+    // At least FAULT_POINTS operations, each with every kind of fault, once and persistent, and
+    // in every run the file layer failed the operation the fault was armed for.
+    t.equal(fired.runs - firedBefore, executions, `the fault fired in ${fired.runs - firedBefore} of ${executions} runs`);
     t.ok(executions >= FAULT_POINTS * KINDS.length * 2, `${executions} fault executions ran (at least ${FAULT_POINTS} points × ${KINDS.length * 2})`);
   });
 
   t.test('flaky disk: writes fail after N bytes; every write acknowledged before survives', async (t) => {
     const failures: string[] = [];
     let executions = 0;
+    const firedBefore = fired.runs;
     for (const seed of [3]) {
       const { bytes } = await operationsIn(seed);
       for (let limit = 1; limit < bytes; limit += Math.max(1, Math.floor(bytes / 160))) {
@@ -113,6 +128,7 @@ if (only) {
       }
     }
     t.same(failures.slice(0, 5), [], `${failures.length} of ${executions} flaky-disk executions failed`);
+    t.equal(fired.runs - firedBefore, executions, `the disk refused bytes in ${fired.runs - firedBefore} of ${executions} runs`);
     t.ok(executions >= 300, `${executions} flaky-disk executions ran`);
   });
 

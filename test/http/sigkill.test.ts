@@ -265,8 +265,10 @@ t.test(`${ROUNDS} SIGKILLs under load lose no acknowledged write (seed ${SEED})`
     }
   }
   const seconds = ((Date.now() - started) / 1000).toFixed(1);
-  // The rounds above fail on any lost or partial write; these say there were writes to lose.
-  t.ok(totals.acknowledged > 0 && totals.verifiedReads >= totals.acknowledged, `${ROUNDS} kills in ${seconds} s: ${totals.acknowledged} acknowledged writes all kept; ${totals.verifiedReads} verifying reads; time starting ${(totals.startMs / 1000).toFixed(1)} s, verifying ${(totals.verifyMs / 1000).toFixed(1)} s, under load ${(totals.loadMs / 1000).toFixed(1)} s`);
+  // The rounds above fail on any lost or partial write; these say there were writes to lose and
+  // that they were read back (each round reads every id ever acknowledged; an id written many
+  // times between kills is read once, so reads can be fewer than acknowledgements).
+  t.ok(totals.acknowledged > 0 && totals.verifiedReads > 0, `${ROUNDS} kills in ${seconds} s: ${totals.acknowledged} acknowledged writes all kept; ${totals.verifiedReads} verifying reads; time starting ${(totals.startMs / 1000).toFixed(1)} s, verifying ${(totals.verifyMs / 1000).toFixed(1)} s, under load ${(totals.loadMs / 1000).toFixed(1)} s`);
   t.ok(totals.inFlightApplied + totals.inFlightLost > 0, `writes in flight at a kill: ${totals.inFlightApplied} applied whole, ${totals.inFlightLost} not applied`);
   // And a clean stop after all that: SIGTERM exits 0.
   const last = await startServer({ dataDir });

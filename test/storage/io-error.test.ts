@@ -14,9 +14,20 @@ const SEED = 7;
 const OPS = 24;
 const KINDS: FaultKind[] = ['EIO', 'ENOSPC', 'short-write'];
 
+/** Runs in which the injected fault failed an operation. */
+const fired = { runs: 0 };
+
 async function checkOne(wal: boolean, operation: number, kind: FaultKind, persistent: boolean): Promise<string | undefined> {
   const fs = new SimFileSystem();
   fs.injectFault({ operation, kind, persistent });
+  try {
+    return await checkOn(fs, wal);
+  } finally {
+    if (fs.faultsFired > 0) fired.runs++;
+  }
+}
+
+async function checkOn(fs: SimFileSystem, wal: boolean): Promise<string | undefined> {
   let result;
   try {
     result = await run(fs, wal, workload(SEED, OPS), { stopOnError: false });
@@ -48,6 +59,7 @@ if (only) {
       await run(clean, wal, workload(SEED, OPS));
       const failures: string[] = [];
       let executions = 0;
+      const firedBefore = fired.runs;
       for (let operation = 1; operation <= clean.operationCount; operation++) {
         for (const kind of KINDS) {
           for (const persistent of [false, true]) {
@@ -58,6 +70,7 @@ if (only) {
         }
       }
       t.same(failures.slice(0, 5), [], `${failures.length} of ${executions} fault executions failed`);
+      t.equal(fired.runs - firedBefore, executions, `the fault fired in ${fired.runs - firedBefore} of ${executions} runs`);
       t.ok(executions >= clean.operationCount * 6, `${executions} fault executions over ${clean.operationCount} operations`);
     });
   }
