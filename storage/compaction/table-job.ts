@@ -7,6 +7,7 @@ import { BlockCache } from '../cache.js';
 import type { Entry, EntryKind } from '../entry.js';
 import type { FileSystem } from '../file-system.js';
 import type { InternalIterator } from '../iterator.js';
+import type { Memtable } from '../memtable/memtable.js';
 import type { FileMeta } from '../manifest/version-edit.js';
 import { LevelIterator, MergingIterator } from '../merging-iterator.js';
 import { TableCache } from '../table-cache.js';
@@ -46,14 +47,14 @@ export interface CompactionJob extends JobBase {
 export type TableJob = FlushJob | CompactionJob;
 
 /**
- * One buffer holding `entries`, for a transfer to the worker without copying each. Its memory
- * is unpooled: transferring a slice of Node's shared pool would detach every Buffer in it.
+ * A memtable's entries in one buffer (per entry: key slice, fixed64 LSN, kind byte, value
+ * slice), for a transfer to the worker without copying each, written straight from the
+ * memtable's arena with no object per entry. Its memory is unpooled: transferring a slice of
+ * Node's shared pool would detach every Buffer in it.
  */
-export function encodeEntries(entries: Iterable<Entry>, sizeBytesHint: number): Uint8Array {
-  const writer = new ByteWriter(sizeBytesHint + 1024, true);
-  for (const entry of entries) {
-    writer.slice(entry.key).fixed64(entry.lsn).byte(entry.kind).slice(entry.value);
-  }
+export function encodeMemtable(memtable: Memtable): Uint8Array {
+  const writer = new ByteWriter(memtable.sizeBytes + 1024, true);
+  memtable.encodeEntries(writer);
   return writer.view();
 }
 

@@ -43,6 +43,7 @@
 import type { Entry, EntryKind } from '../entry.js';
 import type { InternalIterator } from '../iterator.js';
 import { compareRanges, copyRange } from '../util/bytes.js';
+import type { ByteWriter } from '../util/coding.js';
 
 const HEIGHT_MAX = 20;
 /** Older versions a point read walks from a key's newest node before it searches the list instead. */
@@ -179,6 +180,23 @@ export class Memtable {
   /** Every entry in internal order (for flush). */
   *entries(): Generator<Entry> {
     for (let node = this.nextOf(0); node !== 0; node = this.nextOf(node)) yield this.entryAt(node);
+  }
+
+  /**
+   * Every entry in internal order, as a flush job's encoded entries (table-job.ts: key slice,
+   * fixed64 LSN, kind byte, value slice), straight from the arena: no object per entry.
+   */
+  encodeEntries(writer: ByteWriter): void {
+    const { ints, floats } = this;
+    const { chunks } = this.arena;
+    for (let node = this.nextOf(0); node !== 0; node = this.nextOf(node)) {
+      const at = node * NODE_INTS;
+      const chunk = chunks[ints[at + CHUNK]!]!;
+      const keyStart = ints[at + OFFSET]!;
+      const keyLength = ints[at + KEY_LENGTH]!;
+      writer.sliceOf(chunk, keyStart, keyLength).fixed64(floats[node * NODE_FLOATS + LSN]!).byte(ints[at + KIND]!);
+      writer.sliceOf(chunk, keyStart + keyLength, ints[at + VALUE_LENGTH]!);
+    }
   }
 
   // ---- for MemtableIterator: nodes are numbers, 0 meaning none ----

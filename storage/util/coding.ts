@@ -2,6 +2,7 @@
 // integers, and length-prefixed slices. Readers return the next offset so parsing is a chain.
 
 import { corruption } from '../errors.js';
+import { copyRange } from './bytes.js';
 
 /** Largest integer a varint or fixed64 field may hold here: JavaScript numbers are exact to 2^53. */
 export const INTEGER_MAX = Number.MAX_SAFE_INTEGER;
@@ -78,6 +79,15 @@ export class ByteWriter {
   /** A varint length followed by the bytes. */
   slice(data: Uint8Array): this {
     return this.varint(data.length).bytes(data);
+  }
+
+  /** As slice, of source[start, +length): no view is made. */
+  sliceOf(source: Uint8Array, start: number, length: number): this {
+    this.varint(length);
+    this.reserve(length);
+    copyRange(source, start, length, this.buffer, this.length);
+    this.length += length;
+    return this;
   }
 
   string(text: string): this {
