@@ -44,7 +44,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import * as limits from '../src/limits.js';
-import type { LoadSummary } from '../src/load/command.js';
+import type { LoadSummary } from '../loader/command.js';
 import { CLI, environment, fmt, freePort, HOST, integerOption, markdownTable, MB, median, parseBenchArgs, ROOT, runBenchmark, Server, startDocket, track, waitUntilReady } from './common.js';
 import { RedditGenerator } from './reddit.js';
 

@@ -30,7 +30,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import type { Writable } from 'node:stream';
 import { isDeepStrictEqual } from 'node:util';
-import type { LoadSummary } from '../src/load/command.js';
+import type { LoadSummary } from '../loader/command.js';
 import { CLI, environment, fmt, HOST, integerOption, markdownTable, MB, memoryKb, parseBenchArgs, REDDIT_CLI, ROOT, runBenchmark, type Server, startDocket, track } from './common.js';
 
 // ---- configuration ----

@@ -10,10 +10,10 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { bulkLoad, BulkLinesFailed } from '../src/bulk.js';
 import { DocketError, DocketErrorCode } from '../src/errors.js';
-import { decodeStream, requestCodings } from '../src/http/content-encoding.js';
-import type { Docket } from '../src/http/context.js';
-import { describeError } from '../src/http/errors.js';
-import { NDJSON_MEDIA_TYPE } from '../src/http/json.js';
+import { decodeStream, requestCodings } from '../server/http/content-encoding.js';
+import type { Docket } from '../server/http/context.js';
+import { describeError } from '../server/http/errors.js';
+import { NDJSON_MEDIA_TYPE } from '../server/http/json.js';
 import * as limits from '../src/limits.js';
 
 
@@ -57,7 +57,7 @@ export const bulkRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app, { 
       let onCut!: () => void;
       cutting.set(socket, new Promise<void>((resolve) => (onCut = resolve)));
       const options = { collection: request.params.collection, idField, atomic, lineBytesMax: docket.config.bulkLineBytesMax, signal: docket.shutdownSignal, onCut, ...(previous ? { previous } : {}) };
-      // A compressed body is decoded as it streams, bounded (src/http/content-encoding.ts).
+      // A compressed body is decoded as it streams, bounded (server/http/content-encoding.ts).
       const codings = requestCodings(request.headers['content-encoding']);
       const body = codings.length === 0 ? request.raw : decodeStream(request.raw, codings, docket.config.bodyLimitBytes);
       try {

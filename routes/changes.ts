@@ -17,8 +17,8 @@ import type { FastifyBaseLogger, FastifyPluginAsync, FastifyReply, FastifyReques
 import type { ServerResponse } from 'node:http';
 import type { Change, ChangesOptions, ChangesPage } from '../src/changes.js';
 import { DocketError, DocketErrorCode } from '../src/errors.js';
-import type { Docket } from '../src/http/context.js';
-import { describeError } from '../src/http/errors.js';
+import type { Docket } from '../server/http/context.js';
+import { describeError } from '../server/http/errors.js';
 import * as limits from '../src/limits.js';
 import type { DocumentStore } from '../src/store.js';
 

@@ -3,10 +3,10 @@
 import type { FastifyPluginAsync } from 'fastify';
 import type { CollectionOptions } from '../src/catalog.js';
 import { DocketError, DocketErrorCode } from '../src/errors.js';
-import type { Docket } from '../src/http/context.js';
+import type { Docket } from '../server/http/context.js';
 import { JsonText } from '../src/documents/json-text.js';
 import { isPlainObject } from '../src/documents/merge-patch.js';
-import { parseJson } from '../src/http/json.js';
+import { parseJson } from '../server/http/json.js';
 
 const DEFINITION_KEYS = new Set(['schema', 'columns', 'fieldFamiliesMax']);
 

@@ -6,10 +6,10 @@
 
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { DocketError, DocketErrorCode } from '../src/errors.js';
-import type { Docket } from '../src/http/context.js';
-import { generateId } from '../src/http/ids.js';
-import { JsonPatchText, parseJsonPatch } from '../src/http/json.js';
-import { etag, ignoredBody, jsonBody, matches, parseTagList, parseWeakTagList } from '../src/http/request.js';
+import type { Docket } from '../server/http/context.js';
+import { generateId } from '../src/documents/ids.js';
+import { JsonPatchText, parseJsonPatch } from '../server/http/json.js';
+import { etag, ignoredBody, jsonBody, matches, parseTagList, parseWeakTagList } from '../server/http/request.js';
 import * as limits from '../src/limits.js';
 import type { WriteConditions, WriteResult } from '../src/store.js';
 

@@ -5,7 +5,7 @@
 
 import type { FastifyPluginAsync } from 'fastify';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Docket } from '../src/http/context.js';
+import type { Docket } from '../server/http/context.js';
 import type { StoreStats } from '../src/store.js';
 
 export const metricsRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app, { docket }) => {

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { FastifyPluginAsync } from 'fastify';
 import { parse } from 'yaml';
 import { DocketError, DocketErrorCode } from '../src/errors.js';
-import type { Docket } from '../src/http/context.js';
+import type { Docket } from '../server/http/context.js';
 
 const SPEC_FILE = 'openapi.yaml';
 const CACHE_CONTROL = 'public, max-age=3600';

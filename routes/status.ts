@@ -1,7 +1,7 @@
 // GET /, /healthz and /stats: what the server is, whether it serves, how its store is doing.
 
 import type { FastifyPluginAsync } from 'fastify';
-import type { Docket } from '../src/http/context.js';
+import type { Docket } from '../server/http/context.js';
 import { PACKAGE } from '../src/version.js';
 
 export const statusRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app, { docket }) => {

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const stampOf = (root) => path.join(root, 'dist', '.build-stamp');
-const SOURCE_DIRECTORIES = ['src', 'routes', 'storage', 'bench'];
+const SOURCE_DIRECTORIES = ['src', 'server', 'loader', 'routes', 'storage', 'bench'];
 const CONFIG_FILES = ['tsconfig.json', 'tsconfig.build.json', 'package.json'];
 
 /** The newest modification time (ms) of the build's inputs. */

@@ -18,7 +18,7 @@ import type { Readable } from 'node:stream';
 import { DocketError, DocketErrorCode } from './errors.js';
 import { fieldsOf, JsonText } from './documents/json-text.js';
 import { limit } from './documents/validate.js';
-import { generateId } from './http/ids.js';
+import { generateId } from './documents/ids.js';
 import * as limits from './limits.js';
 import { PartialLine } from './partial-line.js';
 import type { CheckedPut, DocumentStore } from './store.js';
@@ -348,7 +348,7 @@ async function readChunk(body: Readable, signal: AbortSignal | undefined): Promi
     const chunk = body.read() as Buffer | string | null;
     if (chunk !== null) return typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : chunk;
     if (body.readableEnded) return null;
-    // A decoding body (src/http/content-encoding.ts) fails with its own coded error.
+    // A decoding body (server/http/content-encoding.ts) fails with its own coded error.
     if (body.errored instanceof DocketError) throw body.errored;
     if (body.destroyed) throw new DocketError(DocketErrorCode.BODY_INVALID, 'the request body broke off before its end', { cause: body.errored });
     await readable(body, signal);

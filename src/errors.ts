@@ -59,7 +59,7 @@ export const DocketErrorCode = {
   INTERNAL: 'DOCKET_ERR_INTERNAL',
   /** No valid access token: none was sent, or it is malformed, unknown, revoked or expired. */
   AUTH_REQUIRED: 'DOCKET_ERR_AUTH_REQUIRED',
-  /** The token is valid but its role may not do this (src/auth/roles.ts). */
+  /** The token is valid but its role may not do this (server/auth/roles.ts). */
   AUTH_FORBIDDEN: 'DOCKET_ERR_AUTH_FORBIDDEN',
   /** The server is past a configured bound (connections, requests in flight, event-loop delay); retry after Retry-After. */
   OVERLOADED: 'DOCKET_ERR_OVERLOADED',

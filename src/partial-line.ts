@@ -1,6 +1,6 @@
 // The unfinished last line of a byte stream cut into lines, held up to a bound: past it the
 // line is only marked too long and its bytes are dropped as they arrive. Shared by the bulk
-// endpoint's LineSplitter (src/bulk.ts) and the loader's Batcher (src/load/batcher.ts).
+// endpoint's LineSplitter (src/bulk.ts) and the loader's Batcher (loader/batcher.ts).
 
 export class PartialLine {
   private parts: Buffer[] = [];

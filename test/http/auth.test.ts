@@ -2,7 +2,7 @@
 // exact status; the refusal to listen off loopback without a token; wrong, expired, malformed
 // and revoked tokens; tokens made and revoked while the server runs; no secret in any log
 // line or error body. The roles each route admits are written out here, independently of
-// src/auth/roles.ts, so a change to either that the other does not share fails.
+// server/auth/roles.ts, so a change to either that the other does not share fails.
 
 import t, { type Test } from 'tap';
 import { readFileSync } from 'node:fs';
@@ -12,11 +12,11 @@ import * as path from 'node:path';
 import { Writable } from 'node:stream';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { parse } from 'yaml';
-import { buildApp } from '../../src/app.js';
-import { ROLES, ROUTE_PERMISSIONS, permissionOf, type Role } from '../../src/auth/roles.js';
-import { createToken, isLoopback, parseToken, revokeToken, readTokens, writeTokens, type TokenRecord } from '../../src/auth/tokens.js';
-import { parseExpiry } from '../../src/auth/command.js';
-import { ConfigError } from '../../src/config.js';
+import { buildApp } from '../../server/app.js';
+import { ROLES, ROUTE_PERMISSIONS, permissionOf, type Role } from '../../server/auth/roles.js';
+import { createToken, isLoopback, parseToken, revokeToken, readTokens, writeTokens, type TokenRecord } from '../../server/auth/tokens.js';
+import { parseExpiry } from '../../server/auth/command.js';
+import { ConfigError } from '../../server/config.js';
 
 const ALL: readonly Role[] = ['admin', 'readwrite', 'readonly', 'replica'];
 const READERS: readonly Role[] = ['admin', 'readwrite', 'readonly'];

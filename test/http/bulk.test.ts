@@ -5,9 +5,9 @@ import { Readable } from 'node:stream';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { request } from 'undici';
 import type { FastifyInstance } from 'fastify';
-import { buildApp } from '../../src/app.js';
+import { buildApp } from '../../server/app.js';
 import { LineSplitter, type Line } from '../../src/bulk.js';
-import type { Config } from '../../src/config.js';
+import type { Config } from '../../server/config.js';
 
 const NDJSON = { 'content-type': 'application/x-ndjson' };
 

@@ -7,7 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import t, { type Test } from 'tap';
-import { buildApp } from '../../src/app.js';
+import { buildApp } from '../../server/app.js';
 import * as limits from '../../src/limits.js';
 
 async function openApp(t: Test): Promise<FastifyInstance> {

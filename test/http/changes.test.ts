@@ -9,10 +9,10 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import t, { type Test } from 'tap';
 import { RealFileSystem, type File, type OpenMode } from '../../storage/index.js';
-import { buildApp, type AppOptions } from '../../src/app.js';
-import { DEFAULTS } from '../../src/config.js';
-import { Docket } from '../../src/http/context.js';
-import { installErrorHandlers } from '../../src/http/errors.js';
+import { buildApp, type AppOptions } from '../../server/app.js';
+import { DEFAULTS } from '../../server/config.js';
+import { Docket } from '../../server/http/context.js';
+import { installErrorHandlers } from '../../server/http/errors.js';
 import { DocumentStore } from '../../src/store.js';
 import { changesRoutes } from '../../routes/changes.js';
 

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createClient } from '@hey-api/openapi-ts';
-import { buildApp } from '../../src/app.js';
+import { buildApp } from '../../server/app.js';
 import { compileClient } from '../helpers/compile-client.js';
 
 const SPEC_PATH = fileURLToPath(new URL('../../openapi.yaml', import.meta.url));

@@ -9,7 +9,7 @@ import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import openapiTS, { astToString } from 'openapi-typescript';
-import { buildApp } from '../../src/app.js';
+import { buildApp } from '../../server/app.js';
 import { compileClient } from '../helpers/compile-client.js';
 
 const SPEC_URL = new URL('../../openapi.yaml', import.meta.url);

@@ -4,7 +4,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import t, { type Test } from 'tap';
-import { buildApp } from '../../src/app.js';
+import { buildApp } from '../../server/app.js';
 
 async function openApp(t: Test): Promise<FastifyInstance> {
   const app = await buildApp({ config: { dataDirectory: t.testdir() }, store: { epochCheckIntervalMs: 0 } });

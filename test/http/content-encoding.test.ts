@@ -12,9 +12,9 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
 import t, { type Test } from 'tap';
-import { buildApp } from '../../src/app.js';
-import type { Config } from '../../src/config.js';
-import { ZstdFrameGuard } from '../../src/http/content-encoding.js';
+import { buildApp } from '../../server/app.js';
+import type { Config } from '../../server/config.js';
+import { ZstdFrameGuard } from '../../server/http/content-encoding.js';
 
 async function openApp(t: Test, config: Partial<Config> = {}): Promise<FastifyInstance> {
   const app = await buildApp({ config: { dataDirectory: t.testdir(), ...config }, store: { epochCheckIntervalMs: 0 } });

@@ -10,9 +10,9 @@ import { fileURLToPath } from 'node:url';
 import { createConfig, lint, lintFromString } from '@redocly/openapi-core';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { parse } from 'yaml';
-import { buildApp } from '../../src/app.js';
+import { buildApp } from '../../server/app.js';
 import { DocketError, DocketErrorCode } from '../../src/errors.js';
-import { describeError, STATUS_OF } from '../../src/http/errors.js';
+import { describeError, STATUS_OF } from '../../server/http/errors.js';
 import { PACKAGE } from '../../src/version.js';
 import { RealFileSystem, StorageError, StorageErrorCode } from '../../storage/index.js';
 

@@ -4,7 +4,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import t from 'tap';
-import { buildApp } from '../../src/app.js';
+import { buildApp } from '../../server/app.js';
 
 const SEGMENT_SIZE_BYTES = 256 * 1024;
 

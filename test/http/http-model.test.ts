@@ -18,7 +18,7 @@
 import t from 'tap';
 import fc from 'fast-check';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
-import { buildApp } from '../../src/app.js';
+import { buildApp } from '../../server/app.js';
 import type { File, OpenMode } from '../../storage/file-system.js';
 import { SimFileSystem } from '../../storage/sim-file-system.js';
 import { objectOf, type Json, type JsonObject } from '../helpers/document-model.js';

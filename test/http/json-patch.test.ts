@@ -5,7 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import t from 'tap';
 import { gzipSync } from 'node:zlib';
-import { buildApp } from '../../src/app.js';
+import { buildApp } from '../../server/app.js';
 import type { Binlog } from '../../src/binlog/binlog.js';
 import { decodeTransaction, type WriteOp } from '../../src/documents/record.js';
 import * as limits from '../../src/limits.js';

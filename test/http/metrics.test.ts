@@ -1,5 +1,5 @@
 import t from 'tap';
-import { buildApp } from '../../src/app.js';
+import { buildApp } from '../../server/app.js';
 
 t.test('GET /metrics speaks Prometheus text with request counts and store figures', async (t) => {
   const app = await buildApp({ config: { dataDirectory: t.testdir() }, store: { epochCheckIntervalMs: 0 } });

@@ -6,9 +6,9 @@
 import t, { type Test } from 'tap';
 import { Readable } from 'node:stream';
 import { Client } from 'undici';
-import { buildApp } from '../../src/app.js';
-import { helpText, loadConfig } from '../../src/config.js';
-import { eventLoopDelayProbe, type EventLoopDelayProbe } from '../../src/http/overload.js';
+import { buildApp } from '../../server/app.js';
+import { helpText, loadConfig } from '../../server/config.js';
+import { eventLoopDelayProbe, type EventLoopDelayProbe } from '../../server/http/overload.js';
 
 function fakeProbe(): EventLoopDelayProbe & { value: number } {
   return {

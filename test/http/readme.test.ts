@@ -4,14 +4,14 @@
 // by the output it prints, as `# ` lines; a blank line ends the output (`# ` lines after one are
 // prose). Output must match exactly, except that `…` stands for any
 // text (generated ids, parser messages). 127.0.0.1:8080 is replaced by the test server's address.
-// The configuration table must name every flag and environment variable src/config.ts has.
+// The configuration table must name every flag and environment variable server/config.ts has.
 
 import t from 'tap';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { buildApp } from '../../src/app.js';
-import { DEFAULTS, SETTINGS } from '../../src/config.js';
+import { buildApp } from '../../server/app.js';
+import { DEFAULTS, SETTINGS } from '../../server/config.js';
 
 const run = promisify(execFile);
 const README = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');

@@ -9,8 +9,8 @@ import * as http from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import * as zlib from 'node:zlib';
 import t, { type Test } from 'tap';
-import { buildApp } from '../../src/app.js';
-import { acceptedCoding } from '../../src/http/responses.js';
+import { buildApp } from '../../server/app.js';
+import { acceptedCoding } from '../../server/http/responses.js';
 
 async function openApp(t: Test): Promise<FastifyInstance> {
   const app = await buildApp({ config: { dataDirectory: t.testdir() }, store: { epochCheckIntervalMs: 0 } });

@@ -6,7 +6,7 @@
 
 import type { FastifyInstance } from 'fastify';
 import t, { type Test } from 'tap';
-import { buildApp } from '../../src/app.js';
+import { buildApp } from '../../server/app.js';
 
 const NAMES = ['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf'];
 

@@ -1,6 +1,6 @@
 import t from 'tap';
-import { buildApp } from '../../src/app.js';
-import { helpText, loadConfig } from '../../src/config.js';
+import { buildApp } from '../../server/app.js';
+import { helpText, loadConfig } from '../../server/config.js';
 
 t.test('GET / names the server, GET /healthz is 200 once recovered, GET /stats shows the store', async (t) => {
   const app = await buildApp({ config: { dataDirectory: t.testdir() } });
@@ -18,7 +18,7 @@ t.test('healthz is 503 with a coded body while the store recovers and after shut
   const gate = new Promise<void>((resolve) => (release = resolve));
   const app = await buildApp({ config: { dataDirectory: t.testdir() } });
   // A second app whose store open waits on the gate stands in for a long recovery.
-  const { Docket } = await import('../../src/http/context.js');
+  const { Docket } = await import('../../server/http/context.js');
   const slow = new Docket(app.docket.config, async () => {
     await gate;
     return app.docket.opened;

@@ -14,7 +14,7 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { Server, Socket } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { DocketErrorCode } from '../errors.js';
+import { DocketErrorCode } from '../../src/errors.js';
 import { errorBody } from './errors.js';
 
 export interface OverloadBounds {

@@ -14,8 +14,8 @@
 import { Readable, Transform, type TransformCallback } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { Decompress } from 'fzstd';
-import { DocketError, DocketErrorCode } from '../errors.js';
-import * as limits from '../limits.js';
+import { DocketError, DocketErrorCode } from '../../src/errors.js';
+import * as limits from '../../src/limits.js';
 
 export type Coding = 'gzip' | 'deflate' | 'br' | 'zstd';
 

@@ -3,7 +3,7 @@
 //
 // 1. load shedding (./overload.ts): 503 DOCKET_ERR_OVERLOADED with Retry-After past a bound;
 // 2. access control: once the data directory holds a token file (`docket token create`), every
-//    route but the public ones (src/auth/roles.ts) needs `Authorization: Bearer dkt_…` of a
+//    route but the public ones (server/auth/roles.ts) needs `Authorization: Bearer dkt_…` of a
 //    role that grants the route's permission: 401 DOCKET_ERR_AUTH_REQUIRED with
 //    `WWW-Authenticate: Bearer` without a valid token, 403 DOCKET_ERR_AUTH_FORBIDDEN for a role
 //    that may not. Without a token file, a loopback server is open (the embedded default); a
@@ -17,7 +17,7 @@ import type { Server } from 'node:net';
 import { allows, permissionOf, type Permission } from '../auth/roles.js';
 import { isLoopback, TokenSet, tokensPath } from '../auth/tokens.js';
 import { ConfigError, type Config } from '../config.js';
-import { DocketErrorCode } from '../errors.js';
+import { DocketErrorCode } from '../../src/errors.js';
 import { errorBody } from './errors.js';
 import { eventLoopDelayProbe, OverloadGuard, RETRY_AFTER_SECONDS, type EventLoopDelayProbe } from './overload.js';
 
@@ -60,7 +60,7 @@ export const securityPlugin: FastifyPluginAsync<SecurityOptions> = async (app, {
 
   app.addHook('onRoute', (route) => {
     for (const method of typeof route.method === 'string' ? [route.method] : route.method) {
-      if (permissionOf(method, route.url) === undefined) throw new Error(`${method} ${route.url} has no permission in src/auth/roles.ts ROUTE_PERMISSIONS; add one`);
+      if (permissionOf(method, route.url) === undefined) throw new Error(`${method} ${route.url} has no permission in server/auth/roles.ts ROUTE_PERMISSIONS; add one`);
     }
   });
 

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { gzipSync } from 'node:zlib';
-import { identify, openInput, STDIN, zstdAvailable } from '../../src/load/input.js';
+import { identify, openInput, STDIN, zstdAvailable } from '../../loader/input.js';
 
 const FIXTURE = fileURLToPath(new URL('../fixtures/comments-300.ndjson.zst', import.meta.url));
 // The fixture is 300 lines of bench/reddit.ts at seed 7, compressed with `zstd -19 --long=27`.

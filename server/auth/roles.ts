@@ -1,6 +1,6 @@
 // Who may do what. Every route the app registers has one permission in ROUTE_PERMISSIONS, and
 // each role grants a set of permissions. A route missing from the table stops the app from
-// being built (src/http/security.ts checks each route as it is registered), so a new route
+// being built (server/http/security.ts checks each route as it is registered), so a new route
 // cannot slip in unguarded; test/http/auth.test.ts drives every route with every role.
 
 export const ROLES = ['admin', 'readwrite', 'readonly', 'replica'] as const;

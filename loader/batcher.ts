@@ -7,7 +7,7 @@
 // reported here as too long, its bytes dropped as they arrive, and a blank line sent in its
 // place so that the server's line numbers still match the input's.
 
-import { PartialLine } from '../partial-line.js';
+import { PartialLine } from '../src/partial-line.js';
 
 const NEWLINE = 0x0a;
 const BLANK_LINE = Buffer.from('\n');

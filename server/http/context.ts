@@ -2,8 +2,8 @@
 // /healthz can answer 503 while it runs; until the store is open, and again once shutdown has
 // begun, `store` throws DOCKET_ERR_UNAVAILABLE (503) instead of handing out a store.
 
-import { DocketError, DocketErrorCode } from '../errors.js';
-import type { DocumentStore } from '../store.js';
+import { DocketError, DocketErrorCode } from '../../src/errors.js';
+import type { DocumentStore } from '../../src/store.js';
 import type { Config } from '../config.js';
 import type { OverloadGuard } from './overload.js';
 
@@ -77,7 +77,7 @@ export class Docket {
     this.noticed.add(this.state);
     if (this.state === 'recovering') return `answering 503 while the store recovers${this.progressText()}; "docket ready" follows when it serves`;
     if (this.state === 'closing') return 'answering 503: the server is shutting down';
-    return undefined; // A failed open is logged where it fails (src/cli.ts).
+    return undefined; // A failed open is logged where it fails (server/serve.ts).
   }
 
   /** Aborted when shutdown begins: long polls and event streams end on it. */

@@ -3,9 +3,9 @@
 // document too deep to serialise again (JSON.stringify fails near 4,000 levels) never gets in.
 
 import { isUtf8 } from 'node:buffer';
-import { DocketError, DocketErrorCode } from '../errors.js';
-import * as limits from '../limits.js';
-import { checkJsonPatch, type JsonPatch } from '../documents/json-patch.js';
+import { DocketError, DocketErrorCode } from '../../src/errors.js';
+import * as limits from '../../src/limits.js';
+import { checkJsonPatch, type JsonPatch } from '../../src/documents/json-patch.js';
 
 /** The media types that carry one JSON value. */
 export const JSON_MEDIA_TYPES = ['application/json', 'application/merge-patch+json'] as const;

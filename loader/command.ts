@@ -5,7 +5,7 @@
 
 import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
 import { parseArgs } from 'node:util';
-import * as limits from '../limits.js';
+import * as limits from '../src/limits.js';
 import { CheckpointError, defaultCheckpointPath, readCheckpoint, resumeMismatch, type LoadCounts, type LoadPosition } from './checkpoint.js';
 import { identify, STDIN, type InputIdentity } from './input.js';
 import { LoadFailed, Loader, type LineError } from './loader.js';

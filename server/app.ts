@@ -12,13 +12,13 @@ import { Docket } from './http/context.js';
 import { decodedRequestBody } from './http/content-encoding.js';
 import { clientErrorHandler, frameworkErrorHandler, installErrorHandlers } from './http/errors.js';
 import { JSON_MEDIA_TYPES, JSON_PATCH_MEDIA_TYPE, JsonPatchText, NDJSON_MEDIA_TYPE } from './http/json.js';
-import { DocketError, DocketErrorCode } from './errors.js';
+import { DocketError, DocketErrorCode } from '../src/errors.js';
 import type { EventLoopDelayProbe, OverloadGuard } from './http/overload.js';
 import { securityPlugin } from './http/security.js';
 import { installResponseHooks } from './http/responses.js';
-import { JsonText } from './documents/json-text.js';
-import * as limits from './limits.js';
-import { DocumentStore, type StoreOptions } from './store.js';
+import { JsonText } from '../src/documents/json-text.js';
+import * as limits from '../src/limits.js';
+import { DocumentStore, type StoreOptions } from '../src/store.js';
 import { statusRoutes } from '../routes/status.js';
 import { collectionRoutes } from '../routes/collections.js';
 import { documentRoutes } from '../routes/documents.js';
@@ -100,7 +100,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   app.removeAllContentTypeParsers();
   // JSON bodies stay bytes: a document is checked and split by the byte scanner where it is
   // used, so its values are stored as sent; other routes parse them (parseJson) themselves.
-  // A Content-Encoding is decoded first, to at most the body limit (src/http/content-encoding.ts).
+  // A Content-Encoding is decoded first, to at most the body limit (server/http/content-encoding.ts).
   app.addContentTypeParser([...JSON_MEDIA_TYPES], { parseAs: 'buffer' }, (request, body, done) => {
     decodedRequestBody(request.headers['content-encoding'], body as Buffer, config.bodyLimitBytes).then((bytes) => done(null, new JsonText(bytes)), done);
   });

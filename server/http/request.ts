@@ -2,8 +2,8 @@
 // revision as an ETag and preconditions from If-Match / If-None-Match.
 
 import type { FastifyRequest } from 'fastify';
-import { fieldsOf, JsonText } from '../documents/json-text.js';
-import { DocketError, DocketErrorCode } from '../errors.js';
+import { fieldsOf, JsonText } from '../../src/documents/json-text.js';
+import { DocketError, DocketErrorCode } from '../../src/errors.js';
 import { parseJson } from './json.js';
 
 /**

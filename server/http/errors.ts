@@ -7,7 +7,7 @@ import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Socket } from 'node:net';
 import { StorageError, StorageErrorCode } from '../../storage/index.js';
-import { DocketError, DocketErrorCode } from '../errors.js';
+import { DocketError, DocketErrorCode } from '../../src/errors.js';
 import { REQUEST_CODINGS } from './content-encoding.js';
 
 /** The HTTP status of each document-layer and HTTP code. */

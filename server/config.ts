@@ -2,8 +2,8 @@
 // in one table that `docket serve --help`, the README and the tests read. Flags win over the
 // environment, which wins over the defaults.
 
-import * as limits from './limits.js';
-import type { Durability } from './store.js';
+import * as limits from '../src/limits.js';
+import type { Durability } from '../src/store.js';
 
 export type SyncMode = 'immediate' | 'periodic';
 

@@ -1,4 +1,4 @@
-// `docket token create|list|revoke`: the access tokens of a data directory (src/auth/tokens.ts).
+// `docket token create|list|revoke`: the access tokens of a data directory (server/auth/tokens.ts).
 // `create` prints the token alone on standard output, once (so `TOKEN=$(docket token create
 // --role admin)` works), and what it made on standard error. A running server picks the
 // change up within --token-reload-ms; no restart.

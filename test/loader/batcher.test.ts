@@ -4,7 +4,7 @@
 
 import t from 'tap';
 import fc from 'fast-check';
-import { Batcher, type Batch, type BatcherOptions } from '../../src/load/batcher.js';
+import { Batcher, type Batch, type BatcherOptions } from '../../loader/batcher.js';
 
 function options(overrides: Partial<BatcherOptions> = {}): BatcherOptions {
   return { input: 0, lineBefore: 0, offsetBefore: 0, batchLines: 3, batchBytes: 1 << 20, lineBytesMax: 1000, ...overrides };
