@@ -1,5 +1,4 @@
 import t from 'tap';
-import type { Test } from 'tap';
 import { connect } from 'node:net';
 import { Readable } from 'node:stream';
 import { setImmediate as nextTurn } from 'node:timers/promises';
@@ -7,16 +6,10 @@ import { request } from 'undici';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../server/app.js';
 import { LineSplitter, type Line } from '../../src/bulk.js';
-import type { Config } from '../../server/config.js';
+import { openApp } from '../helpers/app.js';
 
 const NDJSON = { 'content-type': 'application/x-ndjson' };
 
-async function openApp(t: Test, config: Partial<Config> = {}): Promise<FastifyInstance> {
-  const app = await buildApp({ config: { dataDirectory: t.testdir(), ...config }, store: { epochCheckIntervalMs: 0 } });
-  t.teardown(() => app.close());
-  await app.docket.opened;
-  return app;
-}
 
 async function createCollection(app: FastifyInstance, name: string, definition?: object): Promise<void> {
   const response = await app.inject({ method: 'PUT', url: `/collections/${name}`, ...(definition ? { payload: definition } : {}) });
@@ -67,7 +60,7 @@ t.test('the line splitter holds one partial line and skips the rest of a line th
 });
 
 t.test('good lines are stored as sent and each bad line is reported with its number and code', async (t) => {
-  const app = await openApp(t, { bulkLineBytesMax: 1024 });
+  const app = await openApp(t, { config: { bulkLineBytesMax: 1024 } });
   await createCollection(app, 'x', { schema: { type: 'object', properties: { n: { type: 'number' } } } });
   const lines: (string | Buffer)[] = [
     '{"id":"a","n":1}', // 1

@@ -6,16 +6,10 @@
 import type { FastifyInstance } from 'fastify';
 import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import t, { type Test } from 'tap';
-import { buildApp } from '../../server/app.js';
+import t from 'tap';
 import * as limits from '../../src/limits.js';
+import { openApp } from '../helpers/app.js';
 
-async function openApp(t: Test): Promise<FastifyInstance> {
-  const app = await buildApp({ config: { dataDirectory: t.testdir() } });
-  t.teardown(() => app.close());
-  await app.docket.opened;
-  return app;
-}
 
 async function call(app: FastifyInstance, method: 'GET' | 'PUT' | 'PATCH' | 'DELETE' | 'POST', url: string, body?: string, type = 'application/json') {
   const response = await app.inject({ method, url, ...(body === undefined ? {} : { payload: body, headers: { 'content-type': type } }) });

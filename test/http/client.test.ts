@@ -5,12 +5,9 @@
 
 import t from 'tap';
 import { writeFileSync } from 'node:fs';
-import type { AddressInfo } from 'node:net';
 import * as path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import openapiTS, { astToString } from 'openapi-typescript';
-import { buildApp } from '../../server/app.js';
-import { compileClient } from '../helpers/compile-client.js';
+import { compileClient, runCompiledClient } from '../helpers/compile-client.js';
 
 const SPEC_URL = new URL('../../openapi.yaml', import.meta.url);
 
@@ -134,13 +131,7 @@ t.test('a client generated from openapi.yaml compiles, refuses misuse, and round
   writeFileSync(path.join(directory, 'client.ts'), CLIENT_PROGRAM);
   t.same(compile(directory), []);
 
-  const app = await buildApp({ config: { dataDirectory: path.join(directory, 'data') } });
-  t.teardown(() => app.close());
-  await app.listen({ host: '127.0.0.1', port: 0 });
-  await app.docket.opened;
-  const { port } = app.server.address() as AddressInfo;
-  const program = (await import(pathToFileURL(path.join(directory, 'client.js')).href)) as { run(baseUrl: string): Promise<Record<string, any>> };
-  const seen = await program.run(`http://127.0.0.1:${port}`);
+  const seen = await runCompiledClient(t, directory);
 
   t.match(seen.created, { status: 201, data: { name: 'books', created: true }, location: '/collections/books' });
   t.equal(seen.put.status, 201);

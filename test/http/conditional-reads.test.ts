@@ -2,20 +2,12 @@
 // is 412, evaluated before If-None-Match (§13.2.2); a document that does not exist is 404
 // whatever the preconditions (§13.2.1); weak tags never match strongly.
 
-import type { FastifyInstance } from 'fastify';
-import t, { type Test } from 'tap';
-import { buildApp } from '../../server/app.js';
+import t from 'tap';
+import { openApp } from '../helpers/app.js';
 
-async function openApp(t: Test): Promise<FastifyInstance> {
-  const app = await buildApp({ config: { dataDirectory: t.testdir() }, store: { epochCheckIntervalMs: 0 } });
-  t.teardown(() => app.close());
-  await app.docket.opened;
-  await app.inject({ method: 'PUT', url: '/collections/c' });
-  return app;
-}
 
 t.test('If-Match on GET and HEAD', async (t) => {
-  const app = await openApp(t);
+  const app = await openApp(t, { collection: 'c' });
   const written = await app.inject({ method: 'PUT', url: '/collections/c/docs/d', payload: { a: 1 } });
   const rev = written.json().rev as number;
   const read = (method: 'GET' | 'HEAD', headers: Record<string, string>, url = '/collections/c/docs/d') => app.inject({ method, url, headers });

@@ -11,19 +11,10 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
-import t, { type Test } from 'tap';
-import { buildApp } from '../../server/app.js';
-import type { Config } from '../../server/config.js';
+import t from 'tap';
 import { ZstdFrameGuard } from '../../server/http/content-encoding.js';
+import { openApp } from '../helpers/app.js';
 
-async function openApp(t: Test, config: Partial<Config> = {}): Promise<FastifyInstance> {
-  const app = await buildApp({ config: { dataDirectory: t.testdir(), ...config }, store: { epochCheckIntervalMs: 0 } });
-  t.teardown(() => app.close());
-  await app.docket.opened;
-  const created = await app.inject({ method: 'PUT', url: '/collections/c' });
-  if (created.statusCode !== 201) throw new Error(created.body);
-  return app;
-}
 
 function put(app: FastifyInstance, id: string, body: Buffer, encoding?: string) {
   return app.inject({ method: 'PUT', url: `/collections/c/docs/${id}`, headers: { 'content-type': 'application/json', ...(encoding === undefined ? {} : { 'content-encoding': encoding }) }, payload: body });
@@ -84,7 +75,7 @@ const encoders: Record<string, (bytes: Buffer) => Buffer> = {
 const headerOf = (name: string): string => name.split(' ')[0]!;
 
 t.test('a JSON body in each coding is decoded and stored as sent', async (t) => {
-  const app = await openApp(t);
+  const app = await openApp(t, { collection: 'c' });
   for (const [name, encode] of Object.entries(encoders)) {
     const text = `{"coding":${JSON.stringify(name)},"big":9007199254740993,"x":1.0}`;
     const response = await put(app, 'd', encode(Buffer.from(text)), headerOf(name));
@@ -105,7 +96,7 @@ t.test('a JSON body in each coding is decoded and stored as sent', async (t) => 
 });
 
 t.test('an unknown coding is 415 with Accept-Encoding; bytes that do not decode are 400', async (t) => {
-  const app = await openApp(t);
+  const app = await openApp(t, { collection: 'c' });
   for (const coding of ['compress', 'lzma', 'gzip, bogus']) {
     const response = await put(app, 'd', Buffer.from('{"a":1}'), coding);
     t.equal(response.statusCode, 415, coding);
@@ -130,7 +121,7 @@ t.test('an unknown coding is 415 with Accept-Encoding; bytes that do not decode 
 
 t.test('zip bombs: a small body decoding past the body limit is 413, and the limit is exact', async (t) => {
   const limit = 64 * 1024;
-  const app = await openApp(t, { bodyLimitBytes: limit });
+  const app = await openApp(t, { config: { bodyLimitBytes: limit }, collection: 'c' });
   const bomb = Buffer.concat([Buffer.from('{"a":"'), Buffer.alloc(64 * 1024 * 1024, 0x61), Buffer.from('"}')]);
   const brotliFast = { params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 4 } };
   const bombs: Record<string, Buffer> = {
@@ -180,7 +171,7 @@ t.test('the zstd frame guard walks frames split at every byte', async (t) => {
 });
 
 t.test('mutated compressed bodies are decoded, 400, 413 or 415; never a 5xx', async (t) => {
-  const app = await openApp(t, { bodyLimitBytes: 16 * 1024 });
+  const app = await openApp(t, { config: { bodyLimitBytes: 16 * 1024 }, collection: 'c' });
   const text = Buffer.from('{"a":"some text to compress, some text to compress","b":[1,2,3],"c":{"d":null}}');
   const bodies: Record<string, Buffer> = {
     gzip: zlib.gzipSync(text),
@@ -207,7 +198,7 @@ t.test('mutated compressed bodies are decoded, 400, 413 or 415; never a 5xx', as
 });
 
 t.test('a bulk body in each coding is decoded as it streams', async (t) => {
-  const app = await openApp(t);
+  const app = await openApp(t, { collection: 'c' });
   const lines = Array.from({ length: 3000 }, (_, i) => JSON.stringify({ id: `k${String(i).padStart(5, '0')}`, n: i, text: 'x'.repeat(i % 50) })).join('\n') + '\n';
   for (const [name, encode] of Object.entries(encoders)) {
     const encoded = encode(Buffer.from(lines));
@@ -225,7 +216,7 @@ t.test('a bulk body in each coding is decoded as it streams', async (t) => {
 });
 
 t.test('a bulk body: unknown coding 415, bad bytes 400, a bomb 413', async (t) => {
-  const app = await openApp(t, { bodyLimitBytes: 64 * 1024 });
+  const app = await openApp(t, { config: { bodyLimitBytes: 64 * 1024 }, collection: 'c' });
   const unknown = await bulk(app, Buffer.from('{"id":"a"}\n'), 'compress');
   t.equal(unknown.statusCode, 415);
   t.equal(unknown.json().code, 'DOCKET_ERR_ENCODING_UNSUPPORTED');
@@ -259,7 +250,7 @@ t.test('a bulk body: unknown coding 415, bad bytes 400, a bomb 413', async (t) =
 });
 
 t.test('a bulk bomb over a real socket is answered 413, and the server serves on', async (t) => {
-  const app = await openApp(t, { bodyLimitBytes: 64 * 1024 });
+  const app = await openApp(t, { config: { bodyLimitBytes: 64 * 1024 }, collection: 'c' });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const { port } = app.server.address() as AddressInfo;
   const send = (method: string, path: string, headers: http.OutgoingHttpHeaders, body?: Buffer) =>

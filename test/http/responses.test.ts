@@ -8,17 +8,10 @@ import type { FastifyInstance } from 'fastify';
 import * as http from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import * as zlib from 'node:zlib';
-import t, { type Test } from 'tap';
-import { buildApp } from '../../server/app.js';
+import t from 'tap';
 import { acceptedCoding } from '../../server/http/responses.js';
+import { openApp } from '../helpers/app.js';
 
-async function openApp(t: Test): Promise<FastifyInstance> {
-  const app = await buildApp({ config: { dataDirectory: t.testdir() }, store: { epochCheckIntervalMs: 0 } });
-  t.teardown(() => app.close());
-  await app.docket.opened;
-  await app.inject({ method: 'PUT', url: '/collections/c' });
-  return app;
-}
 
 async function fill(app: FastifyInstance, count: number): Promise<void> {
   const lines = Array.from({ length: count }, (_, i) => JSON.stringify({ id: `d${String(i).padStart(4, '0')}`, body: `document number ${i}, with some text to compress` })).join('\n');
@@ -27,7 +20,7 @@ async function fill(app: FastifyInstance, count: number): Promise<void> {
 }
 
 t.test('every JSON response ends with one newline', async (t) => {
-  const app = await openApp(t);
+  const app = await openApp(t, { collection: 'c' });
   await app.inject({ method: 'PUT', url: '/collections/c/docs/d', payload: { a: 1 } });
   const cases: [string, string, number][] = [
     ['GET', '/collections/c/docs/d', 200],
@@ -84,7 +77,7 @@ t.test('Accept-Encoding: br or gzip by weight', async (t) => {
 });
 
 t.test('large responses are compressed when the client accepts it; documents and small ones are not', async (t) => {
-  const app = await openApp(t);
+  const app = await openApp(t, { collection: 'c' });
   await fill(app, 200);
   const plain = await app.inject({ method: 'GET', url: '/collections/c/docs?limit=200' });
   t.equal(plain.headers['content-encoding'], undefined, 'no Accept-Encoding: identity');
@@ -114,7 +107,7 @@ t.test('large responses are compressed when the client accepts it; documents and
 });
 
 t.test('a long poll is compressed when it answers; an event stream flushes each event uncompressed', async (t) => {
-  const app = await openApp(t);
+  const app = await openApp(t, { collection: 'c' });
   await fill(app, 5);
   const last = app.docket.store.lastTsn;
   // The long poll waits; one bulk transaction of 100 documents is a page worth compressing.
@@ -154,7 +147,7 @@ t.test('a long poll is compressed when it answers; an event stream flushes each 
 });
 
 t.test('a raw / in an id: a coded 404 saying to percent-encode it', async (t) => {
-  const app = await openApp(t);
+  const app = await openApp(t, { collection: 'c' });
   for (const [url, encoded] of [['/collections/c/docs/a/b', '/collections/c/docs/a%2Fb'], ['/collections/c/docs/a/b/c', '/collections/c/docs/a%2Fb%2Fc'], ['/collections/c/docs/a/', '/collections/c/docs/a%2F']]) {
     for (const method of ['GET', 'PUT', 'DELETE'] as const) {
       const response = await app.inject({ method, url, ...(method === 'PUT' ? { payload: { a: 1 } } : {}) });

@@ -5,17 +5,12 @@
 // compiles that entry as patternProperties `^__proto__$`.)
 
 import type { FastifyInstance } from 'fastify';
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { buildApp } from '../../server/app.js';
+import { openApp } from '../helpers/app.js';
 
 const NAMES = ['constructor', 'toString', '__proto__', 'hasOwnProperty', 'valueOf'];
 
-async function openApp(t: Test): Promise<FastifyInstance> {
-  const app = await buildApp({ config: { dataDirectory: t.testdir() }, store: { epochCheckIntervalMs: 0 } });
-  t.teardown(() => app.close());
-  await app.docket.opened;
-  return app;
-}
 
 /** `schema` as JSON text where it names `__proto__` (an object literal's `__proto__:` sets the prototype). */
 async function collection(app: FastifyInstance, name: string, schema: object | string): Promise<void> {
