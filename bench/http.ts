@@ -47,6 +47,8 @@ const SEED_PRELOAD = 20261201;
 const SEED_PUT_BODIES = 20261202;
 const SEED_READS = 20261203;
 const BULK_LINES_PER_REQUEST = 2_000;
+/** Each phase's bar as a share of the bare fastify ceiling. */
+const HTTP_BARS: Readonly<Record<string, number>> = { 'PUT periodic': 0.4, GET: 0.4, 'GET fields': 0.5 };
 
 interface Options {
   readonly connections: number;
@@ -465,9 +467,9 @@ function summarize(rounds: readonly Measurement[][]): Summary[] {
     if (!phase.ceiling) return base;
     const ceilings = of(phase.ceiling);
     const ratio = median(each.map((m, i) => m.requestsPerSecond / ceilings[i]!.requestsPerSecond));
-    if (name === 'PUT periodic') return { ...base, ratioToCeiling: ratio, goal: '>= 0.60x ceiling', met: ratio >= 0.6 };
-    if (name === 'PUT immediate') return { ...base, ratioToCeiling: ratio, goal: '>= 15,000 req/s', met: base.requestsPerSecond >= 15_000 };
-    return { ...base, ratioToCeiling: ratio, goal: '>= 0.75x ceiling', met: ratio >= 0.75 };
+    // The bars of the "bytes through" issue (README, BENCHMARKS.md); PUT immediate has none.
+    const bar = HTTP_BARS[name];
+    return bar === undefined ? { ...base, ratioToCeiling: ratio } : { ...base, ratioToCeiling: ratio, goal: `>= ${bar.toFixed(2)}x ceiling`, met: ratio >= bar };
   });
 }
 
