@@ -180,6 +180,9 @@ export class DocumentStore {
         directory: path.join(options.directory, 'engine'),
         fileSystem,
         wal: durability === 'double',
+        // The binlog is the only source of truth: an engine WAL batch of a transaction the
+        // binlog lost (synced after it under periodic, before a crash) is dropped, not replayed.
+        ...(durability === 'double' ? { walReplayTagMax: binlog.lastTsn } : {}),
         ...(durability === 'naive' ? {} : { flushBarrier: (tag: number) => binlog.waitDurable(tag) }),
         onBackgroundError: (error) => onFailure(new DocketError(DocketErrorCode.READ_ONLY, error.message, { cause: error })),
       });

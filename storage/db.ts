@@ -44,6 +44,8 @@ export interface KeyValue {
 export interface RecoveryReport {
   readonly manifestTornTail: { manifest: string; offset: number; detail: string } | undefined;
   readonly walBatchesReplayed: number;
+  /** WAL batches beyond walReplayTagMax, dropped at open. */
+  readonly walBatchesDropped: number;
   readonly walTornTail: boolean;
 }
 
@@ -113,7 +115,7 @@ export class Engine extends EngineCore {
 
   /** What the last open found and repaired: a dropped torn manifest tail, WAL records replayed. */
   get recoveryReport(): RecoveryReport {
-    return { manifestTornTail: this.manifest.recovery.tornTail, walBatchesReplayed: this.walBatchesReplayed, walTornTail: this.walTornTail };
+    return { manifestTornTail: this.manifest.recovery.tornTail, walBatchesReplayed: this.walBatchesReplayed, walBatchesDropped: this.walBatchesDropped, walTornTail: this.walTornTail };
   }
 
   /** The last flush flag made durable for each family (undefined where none yet). */

@@ -33,6 +33,13 @@ export interface EngineOptions {
    * waits for it. This is how the caller keeps the write-ahead invariant for its own log.
    */
   readonly flushBarrier?: (tag: number) => Promise<void>;
+  /**
+   * With the WAL: at open, a WAL batch tagged above this, and every batch after it, is dropped
+   * rather than replayed. The WAL syncs on its own schedule, so after a crash it may hold
+   * batches the caller's log lost (its later records were never synced); the engine must not
+   * keep what that log does not. Their items never reached a table (the flush barrier).
+   */
+  readonly walReplayTagMax?: number;
   /** Called once when background work fails and the engine stops taking writes. */
   readonly onBackgroundError?: (error: StorageError) => void;
   readonly memtableSizeBytes?: number;
@@ -86,7 +93,7 @@ interface TaggedBatch {
   readonly lsnLast: number;
 }
 
-type Settings = Required<Omit<EngineOptions, 'fileSystem' | 'flushBarrier' | 'onBackgroundError' | 'backgroundThread'>>;
+type Settings = Required<Omit<EngineOptions, 'fileSystem' | 'flushBarrier' | 'onBackgroundError' | 'backgroundThread' | 'walReplayTagMax'>>;
 
 const GROUP_WRITES_MAX = 1024;
 /** A group stops growing past this many bytes, so one room check never admits much more. */
@@ -158,6 +165,8 @@ export class EngineCore {
   protected visibleLsn = 0;
   private lastTagged: TaggedBatch | undefined;
   protected walBatchesReplayed = 0;
+  /** WAL batches dropped at open for being beyond walReplayTagMax. */
+  protected walBatchesDropped = 0;
   protected walTornTail = false;
   private readonly queue: PendingWrite[] = [];
   private draining: Promise<void> | undefined;
@@ -238,13 +247,21 @@ export class EngineCore {
   private async replayWalFiles(names: string[]): Promise<void> {
     const numbers = names.map((n) => WAL_NAME_PATTERN.exec(n)).filter((m) => m !== null).map((m) => Number(m[1])).sort((a, b) => a - b);
     let tornIn: number | undefined;
+    const tagMax = this.options.walReplayTagMax ?? Number.POSITIVE_INFINITY;
     for (const number of numbers) {
       const { batches, torn } = await readWalFile(this.fs, this.directory, number);
       if (tornIn !== undefined && batches.length > 0) throw corruption(`engine WAL ${tornIn} is torn but a later WAL ${number} has records`);
       if (torn) tornIn = number;
       this.walTornTail ||= torn;
-      this.walBatchesReplayed += batches.length;
-      for (const batch of batches) this.replayBatch(batch);
+      for (const batch of batches) {
+        // Tags grow with the WAL: once one is beyond what the caller's log holds, so is the rest.
+        if (this.walBatchesDropped > 0 || (batch.tag !== undefined && batch.tag > tagMax)) {
+          this.walBatchesDropped++;
+          continue;
+        }
+        this.walBatchesReplayed++;
+        this.replayBatch(batch);
+      }
     }
     if (numbers.length === 0) return;
     for (const family of this.families.values()) if (!family.mem.empty) this.switchMemtable(family);

@@ -209,3 +209,18 @@ t.test('the write buffer bounds all memtables together: past it the largest goes
   for (let i = 0; i < 3000; i += 7) t.equal((await engine.get(families[i % families.length]!, key(`k${String(i).padStart(5, '0')}`)))?.length, 200, `k${i} readable`);
   await engine.close();
 });
+
+t.test('walReplayTagMax: WAL batches beyond what the caller\'s log holds are dropped at open, with all after them', async (t) => {
+  const fileSystem = new SimFileSystem();
+  const options = { directory: '/e', fileSystem, wal: true, autoCompaction: false };
+  let engine = await Engine.open(options);
+  await engine.createFamily('f');
+  for (let tag = 1; tag <= 5; tag++) await engine.write(new WriteBatch().put('f', key(`k${tag}`), key(`v${tag}`)), { tag });
+  await engine.close(); // Memtables are not flushed: the WAL holds all five.
+  engine = await Engine.open({ ...options, walReplayTagMax: 3 });
+  t.same(engine.recoveryReport.walBatchesReplayed, 3);
+  t.same(engine.recoveryReport.walBatchesDropped, 2);
+  t.same(await collect(engine.iterator('f')), ['k1=v1', 'k2=v2', 'k3=v3']);
+  t.equal(engine.lastLsnAssigned, 3, 'the dropped batches took their LSNs with them');
+  await engine.close();
+});
