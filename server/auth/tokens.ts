@@ -136,33 +136,70 @@ export interface CreatedToken {
   readonly token: string;
 }
 
+/** How long a token command waits for another one's lock on the token file. */
+const LOCK_WAIT_MS_MAX = 10_000;
+const LOCK_RETRY_MS = 25;
+
+/**
+ * Runs a read-modify-write of the token file holding `tokens.json.lock` (made with O_EXCL), so
+ * two `docket token` commands at once cannot lose one's change. A lock left by a command that
+ * died is named in the error after LOCK_WAIT_MS_MAX.
+ */
+async function withTokenLock<T>(dataDirectory: string, change: () => Promise<T>): Promise<T> {
+  await fs.mkdir(dataDirectory, { recursive: true });
+  const lock = `${tokensPath(dataDirectory)}.lock`;
+  const deadline = Date.now() + LOCK_WAIT_MS_MAX;
+  for (;;) {
+    try {
+      const handle = await fs.open(lock, 'wx', 0o600);
+      await handle.writeFile(`${process.pid}\n`);
+      await handle.close();
+      break;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+      if (Date.now() >= deadline) throw new TokenFileError(`${lock} is held by another token command (remove it if none is running)`);
+      await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_MS));
+    }
+  }
+  try {
+    return await change();
+  } finally {
+    await fs.unlink(lock).catch(() => undefined);
+  }
+}
+
 /** Makes a token and adds its record to the data directory's file. */
 export async function createToken(dataDirectory: string, options: { role: Role; name?: string; expires?: Date | null; now?: Date }): Promise<CreatedToken> {
-  const tokens = (await readTokens(dataDirectory)) ?? [];
-  let id: string;
-  do id = randomBytes(8).toString('hex');
-  while (tokens.some((t) => t.id === id));
+  // The slow part, scrypt, before the lock: the lock covers only reading and writing the file.
   const secret = randomBytes(SECRET_BYTES).toString('base64url');
   const salt = randomBytes(SALT_BYTES);
   const hash = await scrypt(secret, salt, SCRYPT_DEFAULT);
-  const record: TokenRecord = {
-    id,
-    name: options.name ?? '',
-    role: options.role,
-    created: (options.now ?? new Date()).toISOString(),
-    expires: options.expires ? options.expires.toISOString() : null,
-    scrypt: { ...SCRYPT_DEFAULT, salt: salt.toString('base64'), hash: hash.toString('base64') },
-  };
-  await writeTokens(dataDirectory, [...tokens, record]);
-  return { record, token: `dkt_${id}_${secret}` };
+  return withTokenLock(dataDirectory, async () => {
+    const tokens = (await readTokens(dataDirectory)) ?? [];
+    let id: string;
+    do id = randomBytes(8).toString('hex');
+    while (tokens.some((t) => t.id === id));
+    const record: TokenRecord = {
+      id,
+      name: options.name ?? '',
+      role: options.role,
+      created: (options.now ?? new Date()).toISOString(),
+      expires: options.expires ? options.expires.toISOString() : null,
+      scrypt: { ...SCRYPT_DEFAULT, salt: salt.toString('base64'), hash: hash.toString('base64') },
+    };
+    await writeTokens(dataDirectory, [...tokens, record]);
+    return { record, token: `dkt_${id}_${secret}` };
+  });
 }
 
 /** Removes a token's record; false if there was none by that id. */
 export async function revokeToken(dataDirectory: string, id: string): Promise<boolean> {
-  const tokens = await readTokens(dataDirectory);
-  if (!tokens?.some((t) => t.id === id)) return false;
-  await writeTokens(dataDirectory, tokens.filter((t) => t.id !== id));
-  return true;
+  return withTokenLock(dataDirectory, async () => {
+    const tokens = await readTokens(dataDirectory);
+    if (!tokens?.some((t) => t.id === id)) return false;
+    await writeTokens(dataDirectory, tokens.filter((t) => t.id !== id));
+    return true;
+  });
 }
 
 export type Verdict =

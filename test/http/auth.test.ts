@@ -5,7 +5,7 @@
 // server/auth/roles.ts, so a change to either that the other does not share fails.
 
 import t, { type Test } from 'tap';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtempSync } from 'node:fs';
 import { writeFile as writeFileAsync } from 'node:fs/promises';
 import * as path from 'node:path';
@@ -286,4 +286,15 @@ t.test('--expires: durations and ISO times in the future', async (t) => {
   t.throws(() => parseExpiry('2029-12-31', now), /not in the future/);
   t.throws(() => parseExpiry('soon', now), /neither a duration/);
   t.throws(() => parseExpiry('12', now), /neither a duration/);
+});
+
+t.test('token commands at once lose no change: the token file is changed under a lock', async (t) => {
+  const dir = t.testdir();
+  const made = await Promise.all(Array.from({ length: 6 }, (_, i) => createToken(dir, { role: 'readonly', name: `n${i}` })));
+  t.same((await readTokens(dir))!.map((r) => r.name).sort(), ['n0', 'n1', 'n2', 'n3', 'n4', 'n5'], 'six creates at once: six records');
+  const [revoked, , created] = await Promise.all([revokeToken(dir, made[0]!.record.id), revokeToken(dir, made[1]!.record.id), createToken(dir, { role: 'admin', name: 'late' })]);
+  t.equal(revoked, true);
+  t.same((await readTokens(dir))!.map((r) => r.name).sort(), ['late', 'n2', 'n3', 'n4', 'n5'], 'two revokes and a create at once');
+  t.equal(created.record.role, 'admin');
+  t.notOk(existsSync(path.join(dir, 'tokens.json.lock')), 'no lock is left behind');
 });
