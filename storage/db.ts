@@ -155,14 +155,23 @@ export class Engine extends EngineCore {
     // Memtables first, for every key, with no await: a document's fields are mostly in memory,
     // and a promise per key cost more than the lookups. Only the rest go to the tables.
     const entries = requests.map((request, i) => getFromMemtables(families[i]!, request.key, lsn));
-    const missing: number[] = [];
-    for (let i = 0; i < entries.length; i++) if (entries[i] === undefined) missing.push(i);
-    // Then tables whose needed blocks are cached, still with no await; only the rest wait.
+    // Then, per family, tables whose needed blocks are cached, still with no await: the keys in
+    // key order, so each block is found and searched once for all its keys. Only the rest wait.
+    const byFamily = new Map<ColumnFamily, number[]>();
+    for (let i = 0; i < entries.length; i++) {
+      if (entries[i] !== undefined) continue;
+      const list = byFamily.get(families[i]!);
+      if (list === undefined) byFamily.set(families[i]!, [i]);
+      else list.push(i);
+    }
     const uncached: number[] = [];
-    for (const i of missing) {
-      const entry = this.getFromCachedTables(families[i]!.current, requests[i]!.key, lsn);
-      if (entry === NOT_CACHED) uncached.push(i);
-      else entries[i] = entry;
+    if (byFamily.size > 0) {
+      const keys = requests.map((request) => request.key);
+      const resolved = new Uint8Array(requests.length);
+      for (const [family, order] of byFamily) {
+        order.sort((a, b) => Buffer.compare(keys[a]!, keys[b]!));
+        if (!this.resolveCached(family.current, keys, order, lsn, entries, resolved)) for (const i of order) if (resolved[i] === 0) uncached.push(i);
+      }
     }
     if (uncached.length > 0) await this.getManyFromTables(families, requests, uncached, lsn, entries);
     return entries.map((entry) => (entry?.kind === EntryKind.PUT ? entry.value : undefined));
@@ -195,6 +204,41 @@ export class Engine extends EngineCore {
       if (entry !== undefined) return entry;
     }
     return undefined;
+  }
+
+  /**
+   * Answers keys[order[...]] (one family's, sorted) from its tables, newest first, as far as
+   * open tables and cached blocks allow, with no await: per table, the keys still unanswered
+   * in its range go to TableReader.getManyCached together. False when a table or block it
+   * needs is not at hand; the keys it answered stay answered (a newer source's answer is final).
+   * REQUIRES: called in the same tick as the memtable lookups (no version change between them).
+   */
+  private resolveCached(version: Version, keys: readonly Buffer[], order: number[], lsn: number, entries: (Entry | undefined)[], resolved: Uint8Array): boolean {
+    const wanted: number[] = [];
+    const admitted: number[] = [];
+    const inFile = (file: FileMeta): boolean => {
+      wanted.length = 0;
+      if (file.lsnMin > lsn) return true;
+      for (const i of order) if (resolved[i] === 0 && covers(file, keys[i]!)) wanted.push(i);
+      if (wanted.length === 0) return true;
+      const reader = this.tables.peek(file.number);
+      return reader !== undefined && reader.getManyCached(keys, wanted, 0, wanted.length, lsn, entries, resolved, admitted);
+    };
+    for (const file of version.levels[0]!) if (!inFile(file)) return false;
+    for (let level = 1; level < LEVELS; level++) {
+      const files = version.levels[level]!;
+      if (files.length === 0) continue;
+      // The keys are sorted and so are the files: each file once, for the keys in its range.
+      let previous: FileMeta | undefined;
+      for (const i of order) {
+        if (resolved[i] !== 0) continue;
+        const file = findFile(files, keys[i]!);
+        if (file === undefined || file === previous) continue;
+        previous = file;
+        if (!inFile(file)) return false;
+      }
+    }
+    return true;
   }
 
   /**

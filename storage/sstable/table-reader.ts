@@ -7,12 +7,12 @@
 
 import assert from 'node:assert/strict';
 import type { BlockCache } from '../cache.js';
-import type { Entry } from '../entry.js';
+import { compareInternal, type Entry } from '../entry.js';
 import { corruption } from '../errors.js';
 import type { File } from '../file-system.js';
 import type { InternalIterator } from '../iterator.js';
 import { checkBlock, decodeBlock, lowerBoundInternal, lowerBoundKey, upperBoundKey } from './block.js';
-import { checkStructure, searchBlock } from './block-search.js';
+import { checkStructure, searchBlock, searchBlockSorted } from './block-search.js';
 import { isWellFormedFilter, mayContain } from './bloom.js';
 import {
   BLOCK_TRAILER_SIZE_BYTES,
@@ -95,6 +95,32 @@ export class TableReader {
     if (blockIndex === this.blockCount) return undefined;
     const block = this.cache.get(this.fileNumber, this.index.handles[blockIndex]!.offset);
     return block === undefined ? NOT_CACHED : searchBlock(block, key, snapshotLsn);
+  }
+
+  /**
+   * getCached for keys[order[from]] .. keys[order[to - 1]], sorted ascending, from this table's
+   * cached blocks: the keys the bloom filter admits, each data block found once and searched
+   * once for all its keys (searchBlockSorted). Sets entries and resolved for the keys it
+   * answers (a DELETE is an answer). False if a block it needs is not cached: then what it set
+   * is still right, and the caller asks the rest elsewhere.
+   */
+  getManyCached(keys: readonly Buffer[], order: readonly number[], from: number, to: number, lsn: number, entries: (Entry | undefined)[], resolved: Uint8Array, admitted: number[]): boolean {
+    admitted.length = 0;
+    for (let p = from; p < to; p++) if (this.mayContain(keys[order[p]!]!)) admitted.push(order[p]!);
+    const { entries: index } = this.index;
+    let start = 0;
+    while (start < admitted.length) {
+      const blockIndex = lowerBoundInternal(index, keys[admitted[start]!]!, lsn);
+      if (blockIndex === this.blockCount) return true; // Past the table's last key.
+      const last = index[blockIndex]!;
+      let end = start + 1;
+      while (end < admitted.length && compareInternal(keys[admitted[end]!]!, lsn, last.key, last.lsn) <= 0) end++;
+      const block = this.cache.get(this.fileNumber, this.index.handles[blockIndex]!.offset);
+      if (block === undefined) return false;
+      searchBlockSorted(block, keys, admitted, start, end, lsn, entries, resolved);
+      start = end;
+    }
+    return true;
   }
 
   iterator(options: { reverse?: boolean } = {}): InternalIterator {
