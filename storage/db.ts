@@ -169,6 +169,14 @@ export class Engine extends EngineCore {
       const keys = requests.map((request) => request.key);
       const resolved = new Uint8Array(requests.length);
       for (const [family, order] of byFamily) {
+        if (order.length === 1) {
+          // One key (a header, a `fields=` pick): the plain point lookup, with nothing to share.
+          const i = order[0]!;
+          const entry = this.getFromCachedTables(family.current, keys[i]!, lsn);
+          if (entry === NOT_CACHED) uncached.push(i);
+          else entries[i] = entry;
+          continue;
+        }
         order.sort((a, b) => Buffer.compare(keys[a]!, keys[b]!));
         if (!this.resolveCached(family.current, keys, order, lsn, entries, resolved)) for (const i of order) if (resolved[i] === 0) uncached.push(i);
       }
