@@ -135,13 +135,9 @@ function compareRestart(data: Buffer, offset: number, key: Buffer, lsn: number):
   return byKey !== 0 ? byKey : lsn - cursor.lsn;
 }
 
-/**
- * The newest version of exactly `key` with LSN <= lsn in a checked block, or undefined. The
- * entry's value is a view of `data`; its key is `key` itself.
- */
-export function searchBlock(data: Buffer, key: Buffer, lsn: number): Entry | undefined {
+/** The offset of the last restart whose entry sorts before (key, lsn): an answer is at or after it. */
+function seek(data: Buffer, key: Buffer, lsn: number): number {
   const { count, at: entriesEnd } = restartsOf(data);
-  // The last restart whose entry sorts before (key, lsn); the answer is at or after it.
   let low = 0;
   let high = count - 1;
   while (low < high) {
@@ -149,15 +145,29 @@ export function searchBlock(data: Buffer, key: Buffer, lsn: number): Entry | und
     if (compareRestart(data, data.readUInt32LE(entriesEnd + 4 * middle), key, lsn) < 0) low = middle;
     else high = middle - 1;
   }
-  let offset = data.readUInt32LE(entriesEnd + 4 * low);
+  return data.readUInt32LE(entriesEnd + 4 * low);
+}
+
+/** The entry the cursor is on, its key given, its value a view of `data`. */
+function cursorEntry(data: Buffer, key: Buffer): Entry {
+  const valueStart = cursor.delta + cursor.nonShared;
+  return { key, lsn: cursor.lsn, kind: cursor.kind as EntryKind, value: data.subarray(valueStart, valueStart + cursor.valueLength) };
+}
+
+/**
+ * The newest version of exactly `key` with LSN <= lsn in a checked block, or undefined. The
+ * entry's value is a view of `data`; its key is `key` itself.
+ */
+export function searchBlock(data: Buffer, key: Buffer, lsn: number): Entry | undefined {
+  const entriesEnd = restartsOf(data).at;
+  let offset = seek(data, key, lsn);
   while (offset < entriesEnd) {
     cursor.read(data, offset);
     const keyLength = rebuildKey(data);
     const byKey = compareRange(scratch, 0, keyLength, key);
     if (byKey > 0) return undefined; // Past the key: it is not in this block.
     if (byKey === 0 && cursor.lsn <= lsn) {
-      const valueStart = cursor.delta + cursor.nonShared;
-      return { key, lsn: cursor.lsn, kind: cursor.kind as EntryKind, value: data.subarray(valueStart, valueStart + cursor.valueLength) };
+      return cursorEntry(data, key);
     }
     offset = cursor.end;
   }
@@ -172,16 +182,8 @@ export function searchBlock(data: Buffer, key: Buffer, lsn: number): Entry | und
  * entries[order[p]] with resolved[order[p]] set. No object is made but the entries answered.
  */
 export function searchBlockSorted(data: Buffer, keys: readonly Buffer[], order: readonly number[], from: number, to: number, lsn: number, entries: (Entry | undefined)[], resolved: Uint8Array): void {
-  const { count, at: entriesEnd } = restartsOf(data);
-  const first = keys[order[from]!]!;
-  let low = 0;
-  let high = count - 1;
-  while (low < high) {
-    const middle = (low + high + 1) >>> 1;
-    if (compareRestart(data, data.readUInt32LE(entriesEnd + 4 * middle), first, lsn) < 0) low = middle;
-    else high = middle - 1;
-  }
-  let offset = data.readUInt32LE(entriesEnd + 4 * low);
+  const entriesEnd = restartsOf(data).at;
+  let offset = seek(data, keys[order[from]!]!, lsn);
   let p = from;
   while (offset < entriesEnd) {
     cursor.read(data, offset);
@@ -193,8 +195,7 @@ export function searchBlockSorted(data: Buffer, keys: readonly Buffer[], order: 
     }
     if (byKey === 0 && cursor.lsn <= lsn) {
       const wanted = keys[order[p]!]!;
-      const valueStart = cursor.delta + cursor.nonShared;
-      const entry: Entry = { key: wanted, lsn: cursor.lsn, kind: cursor.kind as EntryKind, value: data.subarray(valueStart, valueStart + cursor.valueLength) };
+      const entry = cursorEntry(data, wanted);
       // Equal keys asked twice share the answer; older versions of it are walked past.
       do {
         entries[order[p]!] = entry;
