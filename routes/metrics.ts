@@ -72,6 +72,89 @@ export const metricsRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app,
     });
   }
 
+  // Replication (pg_stat_replication's figures): on a primary per standby, on a standby its own.
+  const replication = () => (docket.phase === 'ready' ? docket.replication : undefined);
+  new Gauge({
+    name: 'docket_replication_term',
+    help: 'The replication term this server is in',
+    registers: [registry],
+    collect() {
+      const node = replication();
+      if (node) this.set(node.terms.term);
+    },
+  });
+  new Gauge({
+    name: 'docket_replication_standby_tsn',
+    help: 'Primary: per standby, the last TSN it reported written, durable, replayed',
+    labelNames: ['standby', 'kind'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of replication()?.source?.standbyStates() ?? []) for (const kind of ['written', 'durable', 'replayed'] as const) this.set({ standby: s.name, kind }, s[kind]);
+    },
+  });
+  new Gauge({
+    name: 'docket_replication_standby_lag_seconds',
+    help: 'Primary: per standby, how long ago the first record it has not written, made durable, replayed became durable here',
+    labelNames: ['standby', 'kind'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const source = replication()?.source;
+      for (const s of source?.standbyStates() ?? []) for (const kind of ['written', 'durable', 'replayed'] as const) this.set({ standby: s.name, kind }, source!.lagMs(s[kind]) / 1000);
+    },
+  });
+  new Gauge({
+    name: 'docket_replication_standby_in_quorum',
+    help: 'Primary: per standby, 1 while it counts towards the commit quorum',
+    labelNames: ['standby'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of replication()?.source?.standbyStates() ?? []) this.set({ standby: s.name }, s.inQuorum ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'docket_replication_quorum_leaves',
+    help: 'Primary: times a standby left the commit quorum since start',
+    registers: [registry],
+    collect() {
+      const source = replication()?.source;
+      if (source) this.set(source.counters.quorumLeaves);
+    },
+  });
+  new Gauge({
+    name: 'docket_replication_commit_timeouts',
+    help: 'Primary: writes answered 503 because their commit level was not met in time',
+    registers: [registry],
+    collect() {
+      const source = replication()?.source;
+      if (source) this.set(source.counters.timeouts);
+    },
+  });
+  new Gauge({
+    name: 'docket_replication_local_tsn',
+    help: "Standby: its written, durable, replayed TSN and the primary's durable and safe TSN",
+    labelNames: ['kind'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      const node = replication();
+      if (!node || node.role !== 'standby') return;
+      const s = node.standby!.stats() as Record<string, number>;
+      for (const [kind, key] of [['written', 'writtenTsn'], ['durable', 'durableTsn'], ['replayed', 'replayedTsn'], ['primary_durable', 'primaryDurableTsn'], ['safe', 'safeTsn']] as const) this.set({ kind }, s[key]!);
+    },
+  });
+  new Gauge({
+    name: 'docket_replication_replay_lag_seconds',
+    help: 'Standby: how long the oldest record not yet replayed has been here',
+    registers: [registry],
+    collect() {
+      const node = replication();
+      if (node?.role === 'standby') this.set(((node.standby!.stats() as { replayLagMs: number }).replayLagMs) / 1000);
+    },
+  });
+
   app.get('/metrics', async (_request, reply) => {
     const text = await registry.metrics();
     return reply.type(registry.contentType).send(text);

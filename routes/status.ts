@@ -8,7 +8,8 @@ export const statusRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app, 
   app.get('/', async () => ({
     name: PACKAGE.name,
     version: PACKAGE.version,
-    role: 'primary',
+    role: docket.replication?.role ?? 'primary',
+    ...(docket.replication?.primary ? { primary: docket.replication.primary } : {}),
     phase: docket.phase,
     tsn: docket.phase === 'ready' ? docket.store.lastTsn : null,
   }));
@@ -25,6 +26,7 @@ export const statusRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app, 
       ...stats,
       sync: { mode: docket.config.sync, ...(docket.config.sync === 'periodic' ? { intervalMs: docket.config.syncIntervalMs } : {}) },
       ...(docket.overload ? { overload: docket.overload.stats() } : {}),
+      ...(docket.replication ? { replication: docket.replication.stats() } : {}),
     };
   });
 };

@@ -26,6 +26,8 @@ import { changesRoutes } from '../routes/changes.js';
 import { bulkRoutes } from '../routes/bulk.js';
 import { metricsRoutes } from '../routes/metrics.js';
 import { openapiRoutes } from '../routes/openapi.js';
+import { replicationRoutes } from '../routes/replication.js';
+import { startReplication } from './replication.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -90,6 +92,16 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
       documentCacheBytes: config.documentCacheBytes,
       writeBufferBytes: config.writeBufferBytes,
       ...options.store,
+    }).then(async (store) => {
+      // The replication role before the store serves: a standby refuses writes from the first request.
+      try {
+        const log = (level: 'info' | 'warn' | 'error', message: string, detail?: object): void => app.log[level](detail ?? {}, message);
+        docket.replication = await startReplication(store, config, { ...(options.store?.fileSystem ? { fileSystem: options.store.fileSystem } : {}), ...(options.store?.binlogSegmentSizeBytes ? { segmentSizeBytes: options.store.binlogSegmentSizeBytes } : {}), log });
+      } catch (error) {
+        await store.close().catch(() => undefined);
+        throw error;
+      }
+      return store;
     }),
   );
   docket.overload = guard;
@@ -119,6 +131,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(changesRoutes, { docket });
   await app.register(bulkRoutes, { docket });
   await app.register(openapiRoutes, { docket });
+  await app.register(replicationRoutes, { docket });
 
   // A request its client abandons (a reset, a closed socket) never logs "request completed";
   // log that it ended, so the log accounts for every request it says came in.

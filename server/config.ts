@@ -4,6 +4,7 @@
 
 import * as limits from '../src/limits.js';
 import type { Durability } from '../src/store.js';
+import { COMMIT_LEVELS, type CommitLevel } from '../src/replication/levels.js';
 
 export type SyncMode = 'immediate' | 'periodic';
 
@@ -28,6 +29,17 @@ export interface Config {
   requestsInFlightMax: number;
   eventLoopDelayMaxMs: number;
   tokenReloadMs: number;
+  replicaOf: string;
+  replicaToken: string;
+  replicaName: string;
+  commitLevel: CommitLevel;
+  commitQuorum: number;
+  commitStandbys: string;
+  commitWaitMs: number;
+  onQuorumLoss: 'wait' | 'fail';
+  replicationTimeoutMs: number;
+  replicationRetentionBytes: number;
+  readWaitMsMax: number;
 }
 
 export const DEFAULTS: Readonly<Config> = {
@@ -51,6 +63,17 @@ export const DEFAULTS: Readonly<Config> = {
   requestsInFlightMax: 256,
   eventLoopDelayMaxMs: 1000,
   tokenReloadMs: 1000,
+  replicaOf: '',
+  replicaToken: '',
+  replicaName: '',
+  commitLevel: 'local',
+  commitQuorum: 1,
+  commitStandbys: '',
+  commitWaitMs: 10_000,
+  onQuorumLoss: 'wait',
+  replicationTimeoutMs: 5_000,
+  replicationRetentionBytes: 4 * 1024 * 1024 * 1024,
+  readWaitMsMax: 5_000,
 };
 
 interface Setting {
@@ -85,6 +108,22 @@ function text(value: string, flag: string): string {
 
 const HOUR_MS = 3_600_000;
 
+function url(value: string, flag: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw new ConfigError(`${flag} must be a URL such as http://127.0.0.1:8080, got ${JSON.stringify(value)}`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new ConfigError(`${flag} must be an http: or https: URL`);
+  return value;
+}
+
+function name(value: string, flag: string): string {
+  if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(value)) throw new ConfigError(`${flag} must be 1..64 of [A-Za-z0-9_.:-], got ${JSON.stringify(value)}`);
+  return value;
+}
+
 export const SETTINGS: readonly Setting[] = [
   { key: 'host', flag: '--host', environment: 'DOCKET_HOST', description: 'address to listen on', parse: text },
   { key: 'port', flag: '--port', environment: 'DOCKET_PORT', description: 'TCP port (0 picks a free one)', parse: integer(0, 65535) },
@@ -105,6 +144,17 @@ export const SETTINGS: readonly Setting[] = [
   { key: 'connectionsMax', flag: '--connections-max', environment: 'DOCKET_CONNECTIONS_MAX', description: 'open connections before requests on new ones get 503 (0: no bound)', parse: integer(0, 1_000_000) },
   { key: 'requestsInFlightMax', flag: '--requests-in-flight-max', environment: 'DOCKET_REQUESTS_IN_FLIGHT_MAX', description: 'requests being served before more get 503 (0: no bound)', parse: integer(0, 1_000_000) },
   { key: 'eventLoopDelayMaxMs', flag: '--event-loop-delay-max-ms', environment: 'DOCKET_EVENT_LOOP_DELAY_MAX_MS', description: 'event-loop delay before requests get 503 (0: no bound)', parse: integer(0, HOUR_MS) },
+  { key: 'replicaOf', flag: '--replica-of', environment: 'DOCKET_REPLICA_OF', description: 'serve as a hot standby of the primary at this URL (docs/REPLICATION.md)', parse: url },
+  { key: 'replicaToken', flag: '--replica-token', environment: 'DOCKET_REPLICA_TOKEN', description: "a token of the primary's (role replica) this standby pulls with", parse: text },
+  { key: 'replicaName', flag: '--replica-name', environment: 'DOCKET_REPLICA_NAME', description: 'the name this standby reports to its primary (default host:port)', parse: name },
+  { key: 'commitLevel', flag: '--commit-level', environment: 'DOCKET_COMMIT_LEVEL', description: 'when a write is acknowledged: local, remote_write, remote_flush or remote_apply (X-Docket-Commit-Level overrides)', parse: oneOf(...COMMIT_LEVELS) },
+  { key: 'commitQuorum', flag: '--commit-quorum', environment: 'DOCKET_COMMIT_QUORUM', description: 'ANY k: standbys that must confirm a write at a remote level', parse: integer(1, 64) },
+  { key: 'commitStandbys', flag: '--commit-standbys', environment: 'DOCKET_COMMIT_STANDBYS', description: 'comma-separated standby names whose confirmations count (default: any)', parse: text },
+  { key: 'commitWaitMs', flag: '--commit-wait-ms', environment: 'DOCKET_COMMIT_WAIT_MS', description: 'how long a write waits for its commit level before 503', parse: integer(1, HOUR_MS) },
+  { key: 'onQuorumLoss', flag: '--on-quorum-loss', environment: 'DOCKET_ON_QUORUM_LOSS', description: 'with too few standbys in the quorum: wait (up to --commit-wait-ms) or fail (503 before writing)', parse: oneOf('wait', 'fail') },
+  { key: 'replicationTimeoutMs', flag: '--replication-timeout-ms', environment: 'DOCKET_REPLICATION_TIMEOUT_MS', description: 'a standby silent this long leaves the quorum', parse: integer(100, HOUR_MS) },
+  { key: 'replicationRetentionBytes', flag: '--replication-retention-bytes', environment: 'DOCKET_REPLICATION_RETENTION_BYTES', description: 'binlog kept for connected standbys, at most', parse: integer(0, 2 ** 50) },
+  { key: 'readWaitMsMax', flag: '--read-wait-ms-max', environment: 'DOCKET_READ_WAIT_MS_MAX', description: 'longest a read naming a TSN (X-Docket-Min-TSN, min_tsn) waits for it', parse: integer(0, 60_000) },
   { key: 'tokenReloadMs', flag: '--token-reload-ms', environment: 'DOCKET_TOKEN_RELOAD_MS', description: 'how often the token file is checked for changes', parse: integer(0, HOUR_MS) },
 ];
 

@@ -1,7 +1,7 @@
 // The applier: "apply transaction T at LSN_first, only the items each family lacks". The one
 // place where a binlog record becomes engine state, used by the commit pipeline (every item, at
 // the next LSNs) and by recovery (at the LSNs the flags rebuild, only what a family lacks);
-// standby replay will be its third user. It owns the set of column families: a transaction's
+// and standby replay (replication/standby.ts, through the commit pipeline). It owns the set of column families: a transaction's
 // families are created before its items are written, and a dropped collection's families go
 // once its drop is applied and durable.
 //
@@ -22,6 +22,9 @@ export interface LogPosition {
   readonly lsnFirst: number;
   readonly lsnLast: number;
 }
+
+/** Sees a transaction's outline and items before they are applied (a standby keeps its catalog this way). */
+export type OnTranslated = (outline: Outline, batch: WriteBatch, payload: Buffer) => void;
 
 /** Whether a family lacks item `lsn` of the transaction being applied (recovery's filter). */
 export type Lacks = (family: string, lsn: number) => boolean;
@@ -71,9 +74,10 @@ export class Applier {
    * and the family changes done; `written` says when the engine holds them.
    * REQUIRES: called in TSN order, each call awaited before the next.
    */
-  async apply(tsn: number, payload: Buffer, lacks?: Lacks): Promise<Applied> {
+  async apply(tsn: number, payload: Buffer, lacks?: Lacks, onTranslated?: OnTranslated): Promise<Applied> {
     const batch = new WriteBatch();
     const outline = translate(payload, tsn, batch);
+    onTranslated?.(outline, batch, payload);
     const lsnFirst = this.position.lsnLast + 1;
     await this.createFamilies(outline, tsn, lsnFirst);
     const flags = this.options.flags;

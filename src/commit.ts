@@ -17,7 +17,7 @@
 import assert from 'node:assert/strict';
 import type { Engine } from '../storage/index.js';
 import { ByteWriter } from '../storage/index.js';
-import { Applier, type LogPosition } from './applier.js';
+import { Applier, type LogPosition, type OnTranslated } from './applier.js';
 import type { Binlog } from './binlog/binlog.js';
 import type { Collection } from './catalog.js';
 import { DocketError, DocketErrorCode } from './errors.js';
@@ -96,6 +96,8 @@ export class CommitPipeline {
   /** The engine write of the last transaction applied. */
   private lastWritten: Promise<void> = Promise.resolve();
   private failure: DocketError | undefined;
+  /** Set while the store is a standby: every write is refused with it (replication/standby.ts). */
+  private refusal: DocketError | undefined;
   private closing = false;
   private readonly encoder = new ByteWriter(64 * 1024);
   private readonly writeFields = new WriteFields();
@@ -131,7 +133,46 @@ export class CommitPipeline {
 
   checkWritable(): void {
     if (this.failure) throw this.failure;
+    if (this.refusal) throw this.refusal;
     if (this.closing) throw new DocketError(DocketErrorCode.CLOSED, 'the store is closing');
+  }
+
+  /** A standby refuses writes with `refusal`; undefined takes them again (promotion). */
+  refuseWrites(refusal: DocketError | undefined): void {
+    this.refusal = refusal;
+  }
+
+  /**
+   * Standby: appends a record shipped from the primary at its TSN; resolves when the binlog
+   * acknowledges it. REQUIRES: a standby (writes refused), tsn === this.tsn + 1.
+   */
+  appendShipped(tsn: number, payload: Buffer): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    assert.equal(tsn, this.lastTsn + 1, `a shipped record of TSN ${tsn} after TSN ${this.lastTsn}`);
+    assert(this.refusal !== undefined && this.inFlight === 0, 'only a standby appends shipped records');
+    this.lastTsn = tsn;
+    return this.binlog.append(tsn, payload);
+  }
+
+  /**
+   * Standby replay: applies a shipped record, durable in the binlog, through the one applier
+   * at the next LSNs; it is acknowledged (readable, in the change feed) once the engine holds
+   * it. Resolves once its items are queued. REQUIRES: in TSN order, each awaited.
+   */
+  async replayShipped(tsn: number, payload: Buffer, onTranslated?: OnTranslated): Promise<void> {
+    if (this.failure) throw this.failure;
+    assert.equal(tsn, this.applier.last.tsn + 1, `replay of TSN ${tsn} after TSN ${this.applier.last.tsn}`);
+    const { written } = await this.applier.apply(tsn, payload, undefined, onTranslated);
+    this.lastWritten = written;
+    written.then(
+      () => this.acknowledge(tsn),
+      (error: unknown) => this.fail(error),
+    );
+  }
+
+  /** The last transaction handed to the applier. */
+  get appliedTsn(): number {
+    return this.applier.last.tsn;
   }
 
   /** Refuses what is not yet sequenced; what is finishes (see drain). */
@@ -273,7 +314,11 @@ export class CommitPipeline {
       return;
     }
     pending.resolve(pending.tsn);
-    this.acknowledgedAhead.add(pending.tsn);
+    this.acknowledge(pending.tsn);
+  }
+
+  private acknowledge(acknowledged: number): void {
+    this.acknowledgedAhead.add(acknowledged);
     let tsn = this.acknowledged.tsn;
     while (this.acknowledgedAhead.delete(tsn + 1)) tsn++;
     if (tsn > this.acknowledged.tsn) this.acknowledged.advance(tsn);

@@ -24,6 +24,8 @@ export class EpochKeeper {
   private laggardFlushes = 0;
   private runs = 0;
   private advancedAtMs = Date.now();
+  /** The oldest TSN replication still needs (standbys catching up); the purge keeps it. */
+  retainFrom: (() => number) | undefined;
 
   constructor(
     private readonly engine: Engine,
@@ -52,7 +54,8 @@ export class EpochKeeper {
     if (start > this.replayFromTsn) this.advancedAtMs = Date.now();
     this.replayFromTsn = Number.isFinite(start) ? start : 0;
     // Records below the smallest flag TSN are persisted in every family; its own record is needed.
-    if (this.replayFromTsn > 0) this.segmentsPurged += await this.binlog.purge(this.replayFromTsn);
+    const below = Math.min(this.replayFromTsn, this.retainFrom?.() ?? Infinity);
+    if (below > 0) this.segmentsPurged += await this.binlog.purge(below);
     // Read again after the purge's await: a collection dropped meanwhile took its families along.
     const live = new Set(this.engine.listFamilies());
     const laggards = this.laggards(flags).filter((name) => live.has(name));

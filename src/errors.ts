@@ -73,6 +73,21 @@ export const DocketErrorCode = {
   PATCH_CONFLICT: 'DOCKET_ERR_PATCH_CONFLICT',
   /** A JSON Patch `test` operation failed. */
   PATCH_TEST_FAILED: 'DOCKET_ERR_PATCH_TEST_FAILED',
+  // ---- replication (docs/REPLICATION.md) ----
+  /** This server is a standby: it takes no writes; the message and X-Docket-Primary name its primary. */
+  STANDBY_READ_ONLY: 'DOCKET_ERR_STANDBY_READ_ONLY',
+  /** A stream or record from a term older than one this server knows: the sender was deposed. */
+  REPLICATION_TERM_STALE: 'DOCKET_ERR_REPLICATION_TERM_STALE',
+  /** The standby cannot follow the log from where it is (purged, or its history diverged): it needs a checkpoint. */
+  CHECKPOINT_NEEDED: 'DOCKET_ERR_CHECKPOINT_NEEDED',
+  /** Fewer standbys than the commit level needs are in the quorum: the write was refused before it was made. */
+  REPLICATION_QUORUM_LOST: 'DOCKET_ERR_REPLICATION_QUORUM_LOST',
+  /** The write is committed on the primary but was not confirmed at its commit level in time. */
+  REPLICATION_TIMEOUT: 'DOCKET_ERR_REPLICATION_TIMEOUT',
+  /** A read named a TSN (X-Docket-Min-TSN, min_tsn) this standby has not replayed in time; retry after Retry-After. */
+  REPLICATION_BEHIND: 'DOCKET_ERR_REPLICATION_BEHIND',
+  /** A replication request to a server not in the role it needs (promote a primary, pull from a standby). */
+  REPLICATION_ROLE: 'DOCKET_ERR_REPLICATION_ROLE',
 } as const;
 
 export type DocketErrorCode = (typeof DocketErrorCode)[keyof typeof DocketErrorCode];

@@ -19,6 +19,7 @@ import { fieldsOf, JsonText, mergeFields, textOf } from './documents/json-text.j
 import { EpochKeeper, type EpochStats } from './epochs.js';
 import * as limits from './limits.js';
 import { ORIGIN, replay, type ReplayProgress, type ReplayReport } from './recovery.js';
+import { followCatalog } from './replication/follow.js';
 
 export type Durability = 'passive' | 'double' | 'naive';
 export type { SyncPolicy };
@@ -578,6 +579,61 @@ export class DocumentStore {
   waitForChanges(since: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
     if (this.closed) return Promise.resolve(false);
     return this.feed.waitFor(since, timeoutMs, signal);
+  }
+
+  // ---- replication (replication/: the primary's source reads the binlog; a standby appends and replays) ----
+
+  /** The binlog, for the replication source to read and watch. */
+  get replicationLog(): Binlog {
+    return this.binlog;
+  }
+
+  /** A standby refuses every write with `refusal`; undefined takes writes again (promotion). */
+  refuseWrites(refusal: DocketError | undefined): void {
+    this.pipeline.refuseWrites(refusal);
+  }
+
+  /** Standby: appends a shipped record (see CommitPipeline.appendShipped). */
+  appendShipped(tsn: number, payload: Buffer): Promise<void> {
+    this.checkOpen();
+    return this.pipeline.appendShipped(tsn, payload);
+  }
+
+  /** Standby: replays a shipped record through the applier, keeping the catalog in step. */
+  replayShipped(tsn: number, payload: Buffer): Promise<void> {
+    this.checkOpen();
+    const applied = (): Promise<void> => this.pipeline.acknowledged.wait(tsn - 1, 2 ** 31 - 1).then(() => undefined);
+    return this.pipeline.replayShipped(tsn, payload, (outline, batch, bytes) => followCatalog(this.catalog, this.feed, applied, outline, batch, bytes));
+  }
+
+  /** The last transaction replayed (standby) or acknowledged (primary): what reads see. */
+  get replayedTsn(): number {
+    return this.pipeline.acknowledged.tsn;
+  }
+
+  /** The last TSN handed to the applier (a standby's replay stage). */
+  get appliedTsn(): number {
+    return this.pipeline.appliedTsn;
+  }
+
+  /** Resolves true once `tsn` is acknowledged or replayed; false on timeout, abort or close. */
+  waitReplayed(tsn: number, timeoutMs: number, signal?: AbortSignal): Promise<boolean> {
+    return this.pipeline.acknowledged.wait(tsn - 1, timeoutMs, signal);
+  }
+
+  /** Promotion: once everything appended is replayed, reloads the catalog and takes writes. */
+  async takeWrites(): Promise<void> {
+    this.checkOpen();
+    await this.pipeline.drain();
+    const fresh = await loadCatalog(this.engine);
+    this.catalog.clear();
+    for (const [name, collection] of fresh) this.catalog.set(name, collection);
+    this.pipeline.refuseWrites(undefined);
+  }
+
+  /** Keeps binlog records from `retainFrom()` on through purges (standbys still need them). */
+  retainBinlog(retainFrom: (() => number) | undefined): void {
+    if (this.epochs) this.epochs.retainFrom = retainFrom;
   }
 
   // ---- the rest ----

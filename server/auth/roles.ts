@@ -11,8 +11,8 @@ export type Role = (typeof ROLES)[number];
  * - `any`: any valid token, whatever its role (what the server is, Prometheus metrics).
  * - `read`: documents, listings, collection descriptions, the change feed, store statistics.
  * - `write`: document writes and bulk loads.
- * - `admin`: creating and dropping collections (and future index, promote and backup routes).
- * - `replicate`: pulling the binlog (no route takes it yet; a standby's future pull route will).
+ * - `admin`: creating and dropping collections, promoting a standby (and future index and backup routes).
+ * - `replicate`: pulling the binlog and reporting a standby's progress (docs/REPLICATION.md).
  */
 export type Permission = 'public' | 'any' | 'read' | 'write' | 'admin' | 'replicate';
 
@@ -47,6 +47,9 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, Permission>> = {
   'GET /openapi.json': 'public',
   'GET /docs': 'public',
   'GET /docs/:file': 'public',
+  'GET /replication/binlog': 'replicate',
+  'POST /replication/feedback': 'replicate',
+  'POST /admin/promote': 'admin',
 };
 
 /** The permission a route needs, or undefined if the table does not name it. */

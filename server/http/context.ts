@@ -5,6 +5,7 @@
 import { DocketError, DocketErrorCode } from '../../src/errors.js';
 import type { DocumentStore } from '../../src/store.js';
 import type { Config } from '../config.js';
+import type { ReplicationNode } from '../../src/replication/node.js';
 import type { OverloadGuard } from './overload.js';
 
 export type Phase = 'recovering' | 'ready' | 'closing' | 'failed';
@@ -22,6 +23,8 @@ export class Docket {
   private readonly stopping = new AbortController();
   /** The load shedder, whose figures /stats shows (set by the app). */
   overload: OverloadGuard | undefined;
+  /** The replication role, set once the store is open, before it serves (server/replication.ts). */
+  replication: ReplicationNode | undefined;
   private progress: RecoveryProgress | undefined;
   /** The phases a 503 has been logged in: once each (see unavailableNotice). */
   private readonly noticed = new Set<Phase>();
@@ -95,6 +98,7 @@ export class Docket {
   async close(): Promise<void> {
     this.beginClose();
     const store = await this.opened.catch(() => undefined);
+    await this.replication?.close();
     await store?.close();
   }
 }

@@ -45,6 +45,13 @@ export const STATUS_OF: Readonly<Record<DocketErrorCode, number>> = {
   [DocketErrorCode.PATCH_INVALID]: 400,
   [DocketErrorCode.PATCH_CONFLICT]: 409,
   [DocketErrorCode.PATCH_TEST_FAILED]: 409,
+  [DocketErrorCode.STANDBY_READ_ONLY]: 421,
+  [DocketErrorCode.REPLICATION_TERM_STALE]: 409,
+  [DocketErrorCode.CHECKPOINT_NEEDED]: 409,
+  [DocketErrorCode.REPLICATION_QUORUM_LOST]: 503,
+  [DocketErrorCode.REPLICATION_TIMEOUT]: 503,
+  [DocketErrorCode.REPLICATION_BEHIND]: 503,
+  [DocketErrorCode.REPLICATION_ROLE]: 409,
 };
 
 /** Storage errors that reach a client: the disk is full or failing, or the engine closed. */

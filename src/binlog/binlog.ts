@@ -158,6 +158,8 @@ export class Binlog {
   private closing: Promise<void> | null = null;
   private closed = false;
   private readonly counters = { bytesWritten: 0, bytesPreallocated: 0, syncs: 0, groups: 0, records: 0 };
+  /** Called after each fdatasync that made records durable, with the new durable TSN (replication ships on it). */
+  onDurable: ((durableTsn: number) => void) | undefined;
 
   private constructor(
     private readonly settings: Settings,
@@ -381,6 +383,7 @@ export class Binlog {
     this.timerDue = false;
     this.counters.syncs += 1;
     resolveUpTo(this.durableWaiters, this.syncedTsn);
+    this.onDurable?.(this.syncedTsn);
   }
 
   private async syncForWaiters(): Promise<void> {

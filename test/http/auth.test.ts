@@ -22,6 +22,7 @@ const ALL: readonly Role[] = ['admin', 'readwrite', 'readonly', 'replica'];
 const READERS: readonly Role[] = ['admin', 'readwrite', 'readonly'];
 const WRITERS: readonly Role[] = ['admin', 'readwrite'];
 const ADMIN: readonly Role[] = ['admin'];
+const REPLICAS: readonly Role[] = ['admin', 'replica'];
 const PUBLIC = 'public' as const;
 
 interface Fixture {
@@ -58,6 +59,11 @@ const FIXTURES: Record<string, Fixture> = {
   'GET /openapi.json': { roles: PUBLIC, ok: 200, request: () => ({ url: '/openapi.json' }) },
   'GET /docs': { roles: PUBLIC, ok: 200, request: () => ({ url: '/docs' }) },
   'GET /docs/:file': { roles: PUBLIC, ok: 200, request: () => ({ url: '/docs/swagger-ui.css' }) },
+  // An endless stream for a caller let in; from=0 makes it answer (400) once past the role check.
+  'GET /replication/binlog': { roles: REPLICAS, ok: 400, request: () => ({ url: '/replication/binlog?name=s&from=0' }) },
+  'POST /replication/feedback': { roles: REPLICAS, ok: 204, request: () => ({ url: '/replication/feedback', ...json({ name: 's', term: 1, written: 0, durable: 0, replayed: 0 }) }) },
+  // A primary refuses to be promoted (409) once past the role check.
+  'POST /admin/promote': { roles: ADMIN, ok: 409, request: () => ({ url: '/admin/promote' }) },
 };
 
 function fixtureOf(method: string, url: string): Fixture | undefined {

@@ -1,0 +1,54 @@
+// Commit levels, in PostgreSQL's vocabulary, and the small pieces the primary and standby share.
+
+export const COMMIT_LEVELS = ['local', 'remote_write', 'remote_flush', 'remote_apply'] as const;
+export type CommitLevel = (typeof COMMIT_LEVELS)[number];
+
+export function isCommitLevel(value: string): value is CommitLevel {
+  return (COMMIT_LEVELS as readonly string[]).includes(value);
+}
+
+/** What a standby reports to its primary: the last TSN it has written, made durable, replayed. */
+export interface Feedback {
+  readonly name: string;
+  /** The standby's current term (feedback from another term is ignored). */
+  readonly term: number;
+  readonly written: number;
+  readonly durable: number;
+  readonly replayed: number;
+}
+
+/** What a standby asks of its primary when it (re)connects. */
+export interface PullRequest {
+  readonly name: string;
+  /** The first TSN wanted: the standby's last TSN + 1. */
+  readonly from: number;
+  /** The term in which the standby's record `from - 1` was written (0 when from is 1). */
+  readonly lastTerm: number;
+  /** The highest term the standby knows. */
+  readonly term: number;
+}
+
+/** Wakes whoever waits when something changed; waits are bounded. */
+export class Signal {
+  private waiters: (() => void)[] = [];
+
+  notify(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  wait(timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    if (signal?.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      signal?.addEventListener('abort', done, { once: true });
+      this.waiters.push(done);
+    });
+  }
+}
