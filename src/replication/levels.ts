@@ -28,18 +28,30 @@ export interface PullRequest {
   readonly term: number;
 }
 
-/** Wakes whoever waits when something changed; waits are bounded. */
+/**
+ * Wakes whoever waits when something changed; waits are bounded. A sticky signal remembers a
+ * notify that found no waiter, and the next wait returns at once (one consumer that is busy
+ * between waits, such as the standby's feedback loop, loses no wake-up).
+ */
 export class Signal {
   private waiters: (() => void)[] = [];
+  private pending = false;
+
+  constructor(private readonly sticky = false) {}
 
   notify(): void {
     const waiters = this.waiters;
+    if (waiters.length === 0 && this.sticky) this.pending = true;
     this.waiters = [];
     for (const wake of waiters) wake();
   }
 
   wait(timeoutMs: number, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) return Promise.resolve();
+    if (this.pending) {
+      this.pending = false;
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(timer);

@@ -58,7 +58,7 @@ export class Standby {
   private stopped = false;
   private stream: AbortController | undefined;
   private readonly progress = new Signal();
-  private readonly feedbackDue = new Signal();
+  private readonly feedbackDue = new Signal(true);
   private running: Promise<void> | undefined;
   private replaying: Promise<void> | undefined;
   private feeding: Promise<void> | undefined;
@@ -233,6 +233,8 @@ export class Standby {
         this.stream?.abort();
         return;
       }
+      // Reported once the engine holds it (what remote_apply waits for), not merely queued.
+      await this.store.waitReplayed(target, 2 ** 31 - 1);
       while (this.arrivals.length > 0 && this.arrivals[0]![0] <= target) this.arrivals.shift();
       this.feedbackDue.notify();
     }
