@@ -28,7 +28,9 @@ export interface Frame {
   readonly body: Buffer;
 }
 
-export class FrameError extends Error {}
+export class FrameError extends Error {
+  override name = 'FrameError';
+}
 
 export function encodeFrame(kind: number, term: number, tsn: number, body: Buffer): Buffer {
   const frame = Buffer.allocUnsafe(PREFIX_BYTES + HEAD_BYTES + body.length);
