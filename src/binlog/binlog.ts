@@ -160,6 +160,8 @@ export class Binlog {
   private readonly counters = { bytesWritten: 0, bytesPreallocated: 0, syncs: 0, groups: 0, records: 0 };
   /** Called after each fdatasync that made records durable, with the new durable TSN (replication ships on it). */
   onDurable: ((durableTsn: number) => void) | undefined;
+  /** Called with each record as it is queued (replication keeps recent ones to ship without reading them back). */
+  onAppend: ((tsn: number, payload: Buffer) => void) | undefined;
 
   private constructor(
     private readonly settings: Settings,
@@ -230,6 +232,7 @@ export class Binlog {
     }
     this.appendedTsn = tsn;
     if (this.failure !== null) return Promise.reject(this.readOnlyError());
+    this.onAppend?.(tsn, payload);
     return new Promise((resolve, reject) => {
       this.queue.push({ tsn, payload: encodeRecordPayload(tsn, payload), resolve, reject });
       this.kick();

@@ -59,6 +59,9 @@ interface Waiter {
 }
 
 const SAMPLES_MAX = 4096;
+/** Recent records kept in memory to ship without reading the binlog back: at most this many, and bytes. */
+const RECENT_RECORDS_MAX = 8192;
+const RECENT_BYTES_MAX = 64 * 1024 * 1024;
 
 export class ReplicationSource {
   private readonly standbys = new Map<string, StandbyState>();
@@ -68,6 +71,10 @@ export class ReplicationSource {
   private readonly samples: [number, number][] = [];
   private readonly checker: NodeJS.Timeout;
   private closed = false;
+  /** The last records appended, TSNs dense, oldest first (recentFirst is the TSN of recent[0]). */
+  private recent: Buffer[] = [];
+  private recentFirst = 0;
+  private recentBytes = 0;
   readonly counters = { quorumLeaves: 0, quorumJoins: 0, timeouts: 0, refusedQuorumLost: 0, framesSent: 0, bytesSent: 0 };
 
   constructor(
@@ -82,6 +89,8 @@ export class ReplicationSource {
       if (this.samples.length > SAMPLES_MAX) this.samples.splice(0, this.samples.length - SAMPLES_MAX);
       this.changed.notify();
     };
+    this.recentFirst = log.lastTsn + 1;
+    log.onAppend = (tsn, payload) => this.remember(tsn, payload);
     store.retainBinlog(() => this.retainFrom());
     this.checker = setInterval(() => this.checkQuorum(), Math.max(10, Math.floor(options.timeoutMs / 4)));
     this.checker.unref();
@@ -123,7 +132,7 @@ export class ReplicationSource {
         const durable = log.durableTsn;
         if (next <= durable) {
           if (next < log.firstTsn) throw new DocketError(DocketErrorCode.CHECKPOINT_NEEDED, `standby ${request.name} fell behind the binlog's retention (it starts at ${log.firstTsn}, the standby needs ${next}): it needs a checkpoint`);
-          for await (const record of log.read(next, { throughTsn: durable })) {
+          for await (const record of this.records(next, durable)) {
             yield this.sent(encodeFrame(FRAME_RECORD, this.terms.termOf(record.tsn), record.tsn, record.payload));
             next = record.tsn + 1;
             if (signal.aborted) return;
@@ -139,6 +148,31 @@ export class ReplicationSource {
     } finally {
       this.disconnect(state);
     }
+  }
+
+  private remember(tsn: number, payload: Buffer): void {
+    if (tsn !== this.recentFirst + this.recent.length) {
+      this.recent = [];
+      this.recentFirst = tsn;
+      this.recentBytes = 0;
+    }
+    this.recent.push(payload);
+    this.recentBytes += payload.length;
+    while (this.recent.length > 1 && (this.recent.length > RECENT_RECORDS_MAX || this.recentBytes > RECENT_BYTES_MAX)) {
+      this.recentBytes -= this.recent.shift()!.length;
+      this.recentFirst++;
+    }
+  }
+
+  /** Records from..through: from memory when all are there, else read from the binlog. */
+  private async *records(from: number, through: number): AsyncGenerator<{ tsn: number; payload: Buffer }> {
+    if (from >= this.recentFirst && through < this.recentFirst + this.recent.length) {
+      const first = this.recentFirst;
+      const batch = this.recent.slice(from - first, through - first + 1);
+      for (let i = 0; i < batch.length; i++) yield { tsn: from + i, payload: batch[i]! };
+      return;
+    }
+    for await (const record of this.store.replicationLog.read(from, { throughTsn: through })) yield record;
   }
 
   private sent(frame: Buffer): Buffer {
@@ -342,7 +376,9 @@ export class ReplicationSource {
     clearInterval(this.checker);
     this.changed.notify();
     for (const waiter of this.waiters) this.settle(waiter, new DocketError(DocketErrorCode.UNAVAILABLE, `the server is shutting down; the write at TSN ${waiter.tsn} is committed here but not confirmed at ${waiter.level}`));
-    if (this.store.replicationLog.onDurable) this.store.replicationLog.onDurable = undefined;
+    this.store.replicationLog.onDurable = undefined;
+    this.store.replicationLog.onAppend = undefined;
+    this.recent = [];
     this.store.retainBinlog(undefined);
   }
 }

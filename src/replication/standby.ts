@@ -42,6 +42,9 @@ export interface StandbyOptions {
   readonly onCheckpointNeeded?: (error: DocketError) => Promise<void>;
 }
 
+/** Bytes of received records kept for replay in memory; past it replay reads them back from the binlog. */
+const QUEUE_BYTES_MAX = 64 * 1024 * 1024;
+
 /** Arrival times kept for the replay lag (the oldest unreplayed one is what counts). */
 const ARRIVALS_MAX = 100_000;
 
@@ -66,6 +69,10 @@ export class Standby {
   private lastAppend: Promise<void> = Promise.resolve();
   private failure: unknown;
   private lastError: string | undefined;
+  /** Records appended and not yet replayed, TSNs dense from queueFirst (replay takes them from here, not the disk). */
+  private queue: Buffer[] = [];
+  private queueFirst = 0;
+  private queueBytes = 0;
   /** When the oldest record not yet replayed arrived (replay lag in time). */
   private readonly arrivals: [number, number][] = [];
   readonly counters = { connects: 0, records: 0, bytes: 0, refusedFrames: 0, duplicates: 0, feedbacks: 0 };
@@ -195,6 +202,15 @@ export class Standby {
     this.counters.records++;
     this.counters.bytes += payload.length;
     if (this.arrivals.length < ARRIVALS_MAX) this.arrivals.push([tsn, Date.now()]);
+    if (this.queue.length === 0 || tsn !== this.queueFirst + this.queue.length) {
+      this.queue = [];
+      this.queueFirst = tsn;
+      this.queueBytes = 0;
+    }
+    if (this.queueBytes + payload.length <= QUEUE_BYTES_MAX) {
+      this.queue.push(payload);
+      this.queueBytes += payload.length;
+    }
     const log = this.store.replicationLog;
     const appended = this.store.appendShipped(tsn, payload).then(() => log.waitDurable(tsn));
     this.lastAppend = appended.then(
@@ -226,7 +242,21 @@ export class Standby {
         continue;
       }
       try {
-        for await (const record of log.read(from, { throughTsn: target })) await this.store.replayShipped(record.tsn, record.payload);
+        // Drop what is already replayed (a restart replays from the binlog at open).
+        while (this.queue.length > 0 && this.queueFirst < from) {
+          this.queueBytes -= this.queue.shift()!.length;
+          this.queueFirst++;
+        }
+        if (this.queue.length > 0 && this.queueFirst === from && target < this.queueFirst + this.queue.length) {
+          for (let tsn = from; tsn <= target; tsn++) {
+            const payload = this.queue.shift()!;
+            this.queueBytes -= payload.length;
+            this.queueFirst++;
+            await this.store.replayShipped(tsn, payload);
+          }
+        } else {
+          for await (const record of log.read(from, { throughTsn: target })) await this.store.replayShipped(record.tsn, record.payload);
+        }
       } catch (error) {
         this.failure ??= error;
         this.note('error', `replay failed: ${(error as Error).message}; the standby stops`);

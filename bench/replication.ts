@@ -1,0 +1,220 @@
+// The replication benchmark (`npm run bench:replication [-- --seconds S --rounds R --connections C --out F]`).
+//
+// Everything runs on this machine (2 cores shared by the primary, the standbys and the load
+// client, so each standby takes CPU from the primary: the ratios are upper bounds of the cost).
+// Per round, in alternating order, for each configuration:
+//   standalone                     a primary, no standby
+//   1-local, 2-local               a primary at --commit-level local with 1 or 2 standbys
+//   1-remote_flush, 2-remote_flush a primary at remote_flush, ANY 1 of the standbys
+// it measures PUT/s (--connections keep-alive connections, each PUT of a ~1 KB document to a
+// random id, for --seconds) and bulk docs/s (POST /bulk of 1,000 such documents, 2 in flight,
+// for --seconds), reported as medians and as ratios to standalone in the same round.
+// With 1 standby at local it also samples the primary's replay lag of the standby (/stats
+// lagMs.replayed, every 20 ms during the PUT load: p50 and p99). Then, once per round:
+//   - replay rate: a standby started after the primary has written a backlog (bulk, --seconds)
+//     catches up; binlog bytes it appended per second of catch-up over the primary's binlog bytes
+//     per second of load (both the primary's figures: the records are the same bytes);
+//   - time to promote: POST /admin/promote on a caught-up standby, wall time of the request.
+// Results go to --out (default bench/.work/replication-results.json).
+
+import { spawn } from 'node:child_process';
+import { mkdir, writeFile } from 'node:fs/promises';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { Pool } from 'undici';
+import { CLI, HOST, ROOT, Server, environment, fmt, freePort, integerOption, markdownTable, median, parseBenchArgs, runBenchmark, waitUntilReady } from './common.js';
+
+const USAGE = 'Usage: npm run bench:replication [-- --seconds S --rounds R --connections C --out FILE]\n';
+const CONFIGS = ['standalone', '1-local', '2-local', '1-remote_flush', '2-remote_flush'] as const;
+type ConfigName = (typeof CONFIGS)[number];
+
+interface Options {
+  readonly seconds: number;
+  readonly rounds: number;
+  readonly connections: number;
+  readonly out: string;
+  readonly workDir: string;
+}
+
+const DOC = JSON.stringify({ title: 'x'.repeat(200), body: 'lorem ipsum '.repeat(60), score: 12345, tags: ['a', 'b', 'c'], author: { name: 'someone', karma: 42 } });
+
+let serial = 0;
+
+async function startNode(name: string, dataDir: string, args: string[]): Promise<Server> {
+  const port = await freePort();
+  const all = [CLI, 'serve', '--host', HOST, '--port', String(port), '--data-dir', dataDir, '--log-level', 'warn', ...args];
+  const server = new Server(name, spawn(process.execPath, all, { stdio: ['ignore', 'pipe', 'pipe'] }), port);
+  await waitUntilReady(server);
+  return server;
+}
+
+const url = (server: Server, p: string): string => `http://${HOST}:${server.port}${p}`;
+
+async function getJson(server: Server, p: string): Promise<Record<string, any>> {
+  const response = await fetch(url(server, p));
+  return (await response.json()) as Record<string, any>;
+}
+
+/** Waits (polling /stats, bounded) until every standby reports replayed >= the primary's durable TSN. */
+async function caughtUp(primary: Server, standbys: readonly Server[], timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const target = (await getJson(primary, '/stats'))['binlog']['durableTsn'] as number;
+  for (const standby of standbys) {
+    while ((await getJson(standby, '/stats'))['replication']['replayedTsn'] < target) {
+      if (Date.now() > deadline) throw new Error(`${standby.name} did not catch up to TSN ${target}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+  }
+}
+
+/** PUTs for `seconds` over `connections` connections; returns PUT/s (2xx only) and failures. */
+async function putLoad(primary: Server, seconds: number, connections: number, onTick?: () => void): Promise<{ rate: number; failed: number }> {
+  const pool = new Pool(url(primary, ''), { connections, pipelining: 1 });
+  const end = Date.now() + seconds * 1000;
+  let ok = 0;
+  let failed = 0;
+  const started = Date.now();
+  const worker = async (): Promise<void> => {
+    while (Date.now() < end) {
+      const id = `p${serial++}`;
+      const { statusCode, body } = await pool.request({ method: 'PUT', path: `/collections/c/docs/${id}`, headers: { 'content-type': 'application/json' }, body: DOC });
+      await body.arrayBuffer();
+      if (statusCode < 300) ok++;
+      else failed++;
+    }
+  };
+  const ticker = onTick ? setInterval(onTick, 20) : undefined;
+  await Promise.all(Array.from({ length: connections }, () => worker()));
+  clearInterval(ticker);
+  await pool.close();
+  return { rate: ok / ((Date.now() - started) / 1000), failed };
+}
+
+/** Bulk loads of 1,000 documents, 2 in flight, for `seconds`; returns documents/s. */
+async function bulkLoad(primary: Server, seconds: number): Promise<number> {
+  const pool = new Pool(url(primary, ''), { connections: 2, pipelining: 1 });
+  const end = Date.now() + seconds * 1000;
+  let stored = 0;
+  const started = Date.now();
+  const worker = async (): Promise<void> => {
+    while (Date.now() < end) {
+      let body = '';
+      for (let i = 0; i < 1000; i++) body += `{"id":"b${serial++}",${DOC.slice(1)}\n`;
+      const response = await pool.request({ method: 'POST', path: '/collections/c/bulk', headers: { 'content-type': 'application/x-ndjson' }, body });
+      const report = (await response.body.json()) as { stored?: number };
+      stored += report.stored ?? 0;
+    }
+  };
+  await Promise.all([worker(), worker()]);
+  await pool.close();
+  return stored / ((Date.now() - started) / 1000);
+}
+
+async function cluster(config: ConfigName, dir: string): Promise<{ primary: Server; standbys: Server[] }> {
+  const [count, level] = config === 'standalone' ? [0, 'local'] : [Number(config[0]), config.slice(2)];
+  const primary = await startNode(`${config}-p`, path.join(dir, 'p'), ['--commit-level', level, '--commit-quorum', '1']);
+  const standbys: Server[] = [];
+  for (let i = 0; i < count; i++) standbys.push(await startNode(`${config}-s${i}`, path.join(dir, `s${i}`), ['--replica-of', url(primary, ''), '--replica-name', `s${i}`]));
+  await fetch(url(primary, '/collections/c'), { method: 'PUT', headers: { 'content-type': 'application/json', 'x-docket-commit-level': 'local' }, body: '{}' });
+  if (standbys.length > 0) await caughtUp(primary, standbys);
+  return { primary, standbys };
+}
+
+async function stopAll(servers: readonly Server[]): Promise<void> {
+  for (const server of [...servers].reverse()) await server.stop();
+}
+
+function percentile(values: number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+async function main(options: Options): Promise<boolean> {
+  const loadBefore = os.loadavg();
+  await mkdir(options.workDir, { recursive: true });
+  const put: Record<ConfigName, number[]> = Object.fromEntries(CONFIGS.map((c) => [c, []])) as unknown as Record<ConfigName, number[]>;
+  const bulk: Record<ConfigName, number[]> = Object.fromEntries(CONFIGS.map((c) => [c, []])) as unknown as Record<ConfigName, number[]>;
+  const putRatio: Record<ConfigName, number[]> = Object.fromEntries(CONFIGS.map((c) => [c, []])) as unknown as Record<ConfigName, number[]>;
+  const bulkRatio: Record<ConfigName, number[]> = Object.fromEntries(CONFIGS.map((c) => [c, []])) as unknown as Record<ConfigName, number[]>;
+  const lagSamples: number[] = [];
+  const replayMultiples: number[] = [];
+  const promoteMs: number[] = [];
+  let failures = 0;
+  for (let round = 0; round < options.rounds; round++) {
+    const order = round % 2 === 0 ? [...CONFIGS] : [...CONFIGS].reverse();
+    const roundPut = new Map<ConfigName, number>();
+    const roundBulk = new Map<ConfigName, number>();
+    for (const config of order) {
+      const dir = path.join(options.workDir, `r${round}-${config}`);
+      const { primary, standbys } = await cluster(config, dir);
+      try {
+        const sampleLag = config === '1-local' ? () => void getJson(primary, '/stats').then((s) => { const st = s['replication']['standbys'][0]; if (st) lagSamples.push(st['lagMs']['replayed']); }, () => undefined) : undefined;
+        const putResult = await putLoad(primary, options.seconds, options.connections, sampleLag);
+        failures += putResult.failed;
+        const bulkRate = await bulkLoad(primary, options.seconds);
+        roundPut.set(config, putResult.rate);
+        roundBulk.set(config, bulkRate);
+        process.stdout.write(`round ${round + 1} ${config}: ${fmt(putResult.rate)} PUT/s, ${fmt(bulkRate)} bulk docs/s${putResult.failed > 0 ? `, ${putResult.failed} failed` : ''}\n`);
+      } finally {
+        await stopAll([primary, ...standbys]);
+      }
+    }
+    for (const config of CONFIGS) {
+      put[config].push(roundPut.get(config)!);
+      bulk[config].push(roundBulk.get(config)!);
+      putRatio[config].push(roundPut.get(config)! / roundPut.get('standalone')!);
+      bulkRatio[config].push(roundBulk.get(config)! / roundBulk.get('standalone')!);
+    }
+
+    // Replay rate: a backlog written with no standby, then one standby catches up.
+    const dir = path.join(options.workDir, `r${round}-replay`);
+    const primary = await startNode('replay-p', path.join(dir, 'p'), []);
+    await fetch(url(primary, '/collections/c'), { method: 'PUT', headers: { 'content-type': 'application/json' }, body: '{}' });
+    const bytesBefore = (await getJson(primary, '/stats'))['binlog']['bytesWritten'] as number;
+    const loadStart = Date.now();
+    await bulkLoad(primary, options.seconds);
+    const generated = ((await getJson(primary, '/stats'))['binlog']['bytesWritten'] - bytesBefore) / ((Date.now() - loadStart) / 1000);
+    const catchStart = Date.now();
+    const standby = await startNode('replay-s', path.join(dir, 's'), ['--replica-of', url(primary, ''), '--replica-name', 's']);
+    await caughtUp(primary, [standby]);
+    const catchSeconds = (Date.now() - catchStart) / 1000;
+    const shipped = (await getJson(standby, '/stats'))['binlog']['bytesWritten'] as number;
+    replayMultiples.push(shipped / catchSeconds / generated);
+    const promoteStart = Date.now();
+    const promoted = await fetch(url(standby, '/admin/promote'), { method: 'POST' });
+    await promoted.arrayBuffer();
+    promoteMs.push(Date.now() - promoteStart);
+    process.stdout.write(`round ${round + 1} replay: ${fmt(shipped / catchSeconds / 1048576, 1)} MiB/s caught up vs ${fmt(generated / 1048576, 1)} MiB/s generated; promote ${promoteMs.at(-1)} ms\n`);
+    await stopAll([primary, standby]);
+  }
+  const rows = CONFIGS.map((config) => [config, fmt(median(put[config])), fmt(median(putRatio[config]), 2), fmt(median(bulk[config])), fmt(median(bulkRatio[config]), 2)]);
+  const summary = [
+    markdownTable(['configuration', 'PUT/s', 'PUT ratio', 'bulk docs/s', 'bulk ratio'], rows),
+    '',
+    `replay lag of 1 standby at local under PUT load (primary /stats lagMs.replayed, ${lagSamples.length} samples): p50 ${fmt(percentile(lagSamples, 50))} ms, p99 ${fmt(percentile(lagSamples, 99))} ms`,
+    `catch-up rate of a standby / the primary's log generation rate (bulk): median ${fmt(median(replayMultiples), 2)}x (${replayMultiples.map((m) => fmt(m, 2)).join(', ')})`,
+    `time to promote a caught-up standby: median ${fmt(median(promoteMs))} ms (${promoteMs.join(', ')})`,
+    `failed PUTs: ${failures}`,
+  ].join('\n');
+  process.stdout.write(`\n${summary}\n`);
+  await mkdir(path.dirname(options.out), { recursive: true });
+  await writeFile(options.out, JSON.stringify({ environment: environment(loadBefore), options, put, bulk, putRatio, bulkRatio, lagSamples: { count: lagSamples.length, p50: percentile(lagSamples, 50), p99: percentile(lagSamples, 99) }, replayMultiples, promoteMs }, null, 2));
+  return true;
+}
+
+void runBenchmark('bench:replication', USAGE, () => {
+  const values = parseBenchArgs(process.argv.slice(2), USAGE, {
+    seconds: { type: 'string', default: '4' },
+    rounds: { type: 'string', default: '2' },
+    connections: { type: 'string', default: '16' },
+    out: { type: 'string', default: path.join(ROOT, 'bench', '.work', 'replication-results.json') },
+  });
+  return {
+    seconds: integerOption('seconds', values.seconds, 1),
+    rounds: integerOption('rounds', values.rounds, 1),
+    connections: integerOption('connections', values.connections, 1),
+    out: path.resolve(values.out),
+    workDir: path.join(os.tmpdir(), `docket-bench-replication-${process.pid}`),
+  };
+}, main);
