@@ -60,7 +60,8 @@ async function caughtUp(primary: Server, standbys: readonly Server[], timeoutMs 
   const deadline = Date.now() + timeoutMs;
   const target = (await getJson(primary, '/stats'))['binlog']['durableTsn'] as number;
   for (const standby of standbys) {
-    while ((await getJson(standby, '/stats'))['replication']['replayedTsn'] < target) {
+    // A standby still recovering answers 503 (no `replication` yet).
+    while (((await getJson(standby, '/stats'))['replication']?.['replayedTsn'] ?? -1) < target) {
       if (Date.now() > deadline) throw new Error(`${standby.name} did not catch up to TSN ${target}`);
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
