@@ -5,7 +5,8 @@
 //   each request on it is answered 503 with `Connection: close`, which frees it. Node drops
 //   connections outright past twice the bound (server.maxConnections).
 // - requests in flight (--requests-in-flight-max): requests received and not yet answered.
-//   Long polls and event streams of the change feed are not counted (connections bound them).
+//   Long polls and event streams of the change feed, and standbys' binlog streams, are not
+//   counted (connections bound them).
 // - event-loop delay (--event-loop-delay-max-ms): the longest delay of the event loop seen
 //   in the current or the previous second (perf_hooks.monitorEventLoopDelay).
 //
@@ -121,9 +122,9 @@ export class OverloadGuard {
   }
 }
 
-/** A long poll or event stream of the change feed: waits rather than works. */
+/** A long poll or event stream of the change feed, or a standby's binlog stream: waits rather than works. */
 function isStream(request: FastifyRequest): boolean {
-  if (request.routeOptions.url === '/changes/stream') return true;
+  if (request.routeOptions.url === '/changes/stream' || request.routeOptions.url === '/replication/binlog') return true;
   if (request.routeOptions.url !== '/changes') return false;
   const feed = (request.query as { feed?: unknown } | undefined)?.feed;
   return feed === 'longpoll' || feed === 'sse';

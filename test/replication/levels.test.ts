@@ -9,6 +9,8 @@ import { SimFileSystem } from '../../storage/sim-file-system.js';
 import { DocketErrorCode } from '../../src/errors.js';
 import { encodeFrame, FRAME_RECORD, FrameReader } from '../../src/replication/frame.js';
 import { TermFile } from '../../src/replication/term.js';
+import { ReplicationSource } from '../../src/replication/source.js';
+import { DocumentStore } from '../../src/store.js';
 import { openApp } from '../helpers/app.js';
 import { Net, Node, sourceOptions, standbyOptions } from '../helpers/replication-sim.js';
 
@@ -128,4 +130,32 @@ t.test('frames: a damaged frame is refused, a split one is read whole', async (t
     damaged[i]! ^= 0x10;
     t.throws(() => new FrameReader().push(damaged), { name: 'FrameError', message: /checksum/ }, `a bit flipped at byte ${i}`);
   }
+});
+
+t.test('binlog purge keeps what a streaming standby still needs, up to the retention bound', async (t) => {
+  const purgeAfter = async (retentionBytes: number, hold: boolean): Promise<{ firstTsn: number; lastTsn: number }> => {
+    const fs = new SimFileSystem();
+    const store = await DocumentStore.open({ directory: '/db', fileSystem: fs, binlogSegmentSizeBytes: 16 * 1024, epochCheckIntervalMs: 0, epochLagBytesMax: 32 * 1024 });
+    const source = new ReplicationSource(store, await TermFile.open(fs, '/db'), { ...sourceOptions('local', 1), retentionBytes, segmentSizeBytes: 16 * 1024 });
+    const stop = new AbortController();
+    // A standby that connected from TSN 1 and reads nothing past the hello.
+    const stream = source.open({ name: 'slow', from: 1, lastTerm: 0, term: 1 }, stop.signal)[Symbol.asyncIterator]();
+    if (hold) await stream.next();
+    await store.createCollection('c');
+    for (let i = 0; i < 300; i++) await store.put('c', `d${i % 50}`, { i, text: 'x'.repeat(200) });
+    await store.maintainEpochs();
+    await store.maintainEpochs();
+    const { firstTsn, lastTsn } = store.stats().binlog;
+    stop.abort();
+    await stream.return?.(undefined);
+    source.close();
+    await store.close();
+    return { firstTsn, lastTsn };
+  };
+  const free = await purgeAfter(2 ** 40, false);
+  t.ok(free.firstTsn > 1, `with no standby the binlog is purged (starts at ${free.firstTsn} of ${free.lastTsn})`);
+  const held = await purgeAfter(2 ** 40, true);
+  t.equal(held.firstTsn, 1, 'a streaming standby at TSN 1 keeps the binlog from TSN 1');
+  const bounded = await purgeAfter(32 * 1024, true);
+  t.ok(bounded.firstTsn > 1, `past the retention bound the purge goes on (starts at ${bounded.firstTsn})`);
 });
