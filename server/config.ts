@@ -175,6 +175,7 @@ export function loadConfig(argv: readonly string[], environment: NodeJS.ProcessE
   }
   if (config.headersTimeoutMs > config.requestTimeoutMs) throw new ConfigError('--headers-timeout-ms must not exceed --request-timeout-ms');
   if ((config.tlsCert === '') !== (config.tlsKey === '')) throw new ConfigError('--tls-cert and --tls-key go together: give both, or neither');
+  if (config.replicaOf === '' && (config.replicaToken !== '' || config.replicaName !== '')) throw new ConfigError('--replica-token and --replica-name are for a standby: give --replica-of too');
   return config;
 }
 
