@@ -84,12 +84,16 @@ async function walk(iterator: InternalIterator, key?: Buffer): Promise<string[]>
 }
 
 // A run of ascending ids (as a bulk load writes them: the append path), keys from anywhere (the
-// search path), and earlier keys again under a higher or a lower LSN (both paths, one key).
+// search path), earlier keys again under a higher or a lower LSN (both paths, one key), fields of
+// the latest id in any order (the search from the tails), and point reads between inserts (the
+// index is built by the first and kept from then on).
 const insertArbitrary = fc.tuple(
   fc.oneof(
     { weight: 6, arbitrary: fc.constant({ op: 'next' as const }) },
     { weight: 2, arbitrary: keyArbitrary.map((key) => ({ op: 'key' as const, key })) },
     { weight: 2, arbitrary: fc.nat(40).map((back) => ({ op: 'again' as const, back })) },
+    { weight: 3, arbitrary: fc.nat(40).map((field) => ({ op: 'field' as const, field })) },
+    { weight: 1, arbitrary: fc.nat(40).map((back) => ({ op: 'read' as const, back })) },
   ),
   fc.boolean(),
 );
@@ -100,11 +104,20 @@ t.test('appends mixed with out-of-order inserts read back as a sorted model, for
       const memtable = new Memtable();
       const model: Entry[] = [];
       let id = 0;
+      const idKey = (n: number): string => `t1_comments/${n.toString(36).padStart(7, '0')}`;
       for (const [i, [insert, lsnDown]] of inserts.entries()) {
+        if (insert.op === 'read') {
+          if (model.length === 0) continue;
+          const probe = model[model.length - 1 - (insert.back % model.length)]!.key;
+          const newest = [...model].sort(internalOrder).find((e) => e.key.equals(probe));
+          if (show(memtable.get(probe, Number.MAX_SAFE_INTEGER)) !== show(newest)) return false;
+          continue;
+        }
         const key =
           insert.op === 'key' ? insert.key
           : insert.op === 'again' && model.length > 0 ? model[model.length - 1 - (insert.back % model.length)]!.key
-          : Buffer.from(`t1_comments/${(id++).toString(36).padStart(7, '0')}\x02`);
+          : insert.op === 'field' ? Buffer.from(`${idKey(Math.max(id - 1, 0))}\x00${String.fromCharCode(insert.field)}`)
+          : Buffer.from(`${idKey(id++)}\x02`);
         // Unique LSNs, rising or falling, so a key's later insert may be newer or older.
         const entry: Entry = { key, lsn: lsnDown ? 1_000_000 - i : i + 1, kind: i % 7 === 3 ? EntryKind.DELETE : EntryKind.PUT, value: Buffer.from(`v${i}`) };
         memtable.add(entry);
@@ -126,7 +139,7 @@ t.test('appends mixed with out-of-order inserts read back as a sorted model, for
       }
       return true;
     }),
-    { numRuns: 100 },
+    { numRuns: 200 },
   );
 });
 
