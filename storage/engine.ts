@@ -10,7 +10,7 @@ import { BlockCache } from './cache.js';
 import { ColumnFamily, Version } from './column-family.js';
 import { pickCompaction, pickWholeLevel, type CompactionPick, type PickerConfig } from './compaction/picker.js';
 import { InlineRunner, WorkerRunner, workerAvailable, type JobRunner } from './compaction/job-runner.js';
-import { encodeMemtable, type CompactionJob, type FlushJob } from './compaction/table-job.js';
+import type { CompactionJob, FlushJob } from './compaction/table-job.js';
 import { EngineWal, readWalFile, walName, WAL_NAME_PATTERN } from './wal/engine-wal.js';
 import { compareKeys, type EntryKind } from './entry.js';
 import { corruption, invalidArgument, StorageError, StorageErrorCode } from './errors.js';
@@ -629,8 +629,7 @@ export class EngineCore {
     const flag = memtable.flag ? { ...memtable.flag } : undefined;
     const barrier = flag && this.options.flushBarrier ? this.options.flushBarrier(flag.tag) : undefined;
     barrier?.catch(() => undefined); // Awaited below; this only keeps it from being unhandled.
-    const entries = this.runner.encodesEntries ? encodeMemtable(memtable) : [...memtable.entries()];
-    const files = await this.buildTables({ kind: 'flush', entries }, 1);
+    const files = await this.buildTables({ kind: 'flush', memtable: memtable.image() }, 1);
     await this.fs.syncDirectory(this.directory);
     await barrier;
     if (family.dropped) return this.discardOutputs(files);

@@ -36,6 +36,9 @@
 //              (a document's fields, whose numbers need not ascend) is searched for from the
 //              tails, not from the head.
 //
+// The arena's chunks and the node records and links live in SharedArrayBuffers: a flush hands
+// them to the worker as an image (`image()`, `Memtable.fromImage`), which walks the list and
+// writes the table there, so the event loop neither encodes nor copies a flushed memtable.
 // Reads build Entry objects on demand, whose key and value are views into the arena: no copy.
 // NB: a view keeps its whole chunk alive; a caller that keeps a value for long should copy it.
 // `sizeBytes` charges what is held, so a family's memtable budget bounds real memory: arena
@@ -47,7 +50,6 @@
 import type { Entry, EntryKind } from '../entry.js';
 import type { InternalIterator } from '../iterator.js';
 import { compareRanges, copyRange } from '../util/bytes.js';
-import type { ByteWriter } from '../util/coding.js';
 
 const HEIGHT_MAX = 20;
 /** Older versions a point read walks from a key's newest node before it searches the list instead. */
@@ -88,16 +90,29 @@ export interface MemtableFlag {
   lsnLast: number;
 }
 
+/**
+ * A memtable as plain data for a flush job: its chunks, node records and links, all in shared
+ * memory, so crossing to a worker copies nothing. REQUIRES: the memtable takes no more adds.
+ */
+export interface MemtableImage {
+  readonly chunks: readonly Uint8Array[];
+  readonly ints: Int32Array;
+  readonly links: Int32Array;
+  readonly count: number;
+  /** The last node in order (level 0's tail). */
+  readonly last: number;
+}
+
 export class Memtable {
   private readonly arena = new Arena();
   /**
    * Node records: `ints` and `floats` view the same memory. Invariant: node n's entry sits in
    * chunk ints[n * NODE_INTS + CHUNK] from OFFSET, key then value, and those bytes never change.
    */
-  private ints = new Int32Array(NODES_INITIAL * NODE_INTS);
+  private ints = sharedInt32(NODES_INITIAL * NODE_INTS);
   private floats = new Float64Array(this.ints.buffer);
   /** Node n's link at level l is links[LINKS of n + l]; the head's HEIGHT_MAX come first. */
-  private links = new Int32Array(HEIGHT_MAX + 2 * NODES_INITIAL);
+  private links = sharedInt32(HEIGHT_MAX + 2 * NODES_INITIAL);
   private linksUsed = HEIGHT_MAX;
   private readonly tails = new Int32Array(HEIGHT_MAX);
   /** A search's result: the node before the target at each level (reused, never allocated). */
@@ -194,21 +209,22 @@ export class Memtable {
     for (let node = this.nextOf(0); node !== 0; node = this.nextOf(node)) yield this.entryAt(node);
   }
 
-  /**
-   * Every entry in internal order, as a flush job's encoded entries (table-job.ts: key slice,
-   * fixed64 LSN, kind byte, value slice), straight from the arena: no object per entry.
-   */
-  encodeEntries(writer: ByteWriter): void {
-    const { ints, floats } = this;
-    const { chunks } = this.arena;
-    for (let node = this.nextOf(0); node !== 0; node = this.nextOf(node)) {
-      const at = node * NODE_INTS;
-      const chunk = chunks[ints[at + CHUNK]!]!;
-      const keyStart = ints[at + OFFSET]!;
-      const keyLength = ints[at + KEY_LENGTH]!;
-      writer.sliceOf(chunk, keyStart, keyLength).fixed64(floats[node * NODE_FLOATS + LSN]!).byte(ints[at + KIND]!);
-      writer.sliceOf(chunk, keyStart + keyLength, ints[at + VALUE_LENGTH]!);
-    }
+  /** This memtable as a flush job carries it (see MemtableImage): views, no copy. */
+  image(): MemtableImage {
+    return { chunks: this.arena.chunks, ints: this.ints, links: this.links, count: this.count, last: this.tails[0]! };
+  }
+
+  /** A memtable over an image, for reading only (a flush worker walks it). */
+  static fromImage(image: MemtableImage): Memtable {
+    const memtable = new Memtable();
+    memtable.ints = image.ints;
+    memtable.floats = new Float64Array(image.ints.buffer, image.ints.byteOffset, image.ints.length / 2);
+    memtable.links = image.links;
+    memtable.arena.chunks.length = 0;
+    for (const chunk of image.chunks) memtable.arena.chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    memtable.count = image.count;
+    memtable.tails[0] = image.last;
+    return memtable;
   }
 
   // ---- for MemtableIterator: nodes are numbers, 0 meaning none ----
@@ -473,7 +489,7 @@ class Arena {
     // Chunks grow with the arena, so a small memtable holds little unused memory.
     const chunkBytes = Math.min(ARENA_CHUNK_BYTES_MAX, Math.max(ARENA_CHUNK_BYTES_MIN, this.sizeBytes));
     const large = bytes > chunkBytes / 4; // Gets a Buffer of its own; the current chunk stays.
-    this.chunks.push(Buffer.allocUnsafeSlow(large ? bytes : chunkBytes));
+    this.chunks.push(Buffer.from(new SharedArrayBuffer(large ? bytes : chunkBytes)));
     this.lastChunk = this.chunks.length - 1;
     this.lastOffset = 0;
     if (large) return;
@@ -503,10 +519,15 @@ function hashKey(key: Buffer, start: number, length: number): number {
 }
 
 /** A copy of `array` with room for `length` elements. */
-function grown(array: Int32Array, length: number): Int32Array<ArrayBuffer> {
-  const next = new Int32Array(length);
+function grown(array: Int32Array, length: number): Int32Array {
+  const next = sharedInt32(length);
   next.set(array);
   return next;
+}
+
+/** Zeroed int32s in shared memory (a flush worker reads them where they are). */
+function sharedInt32(length: number): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(length * 4));
 }
 
 /**

@@ -2,7 +2,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { compareKeys, EntryKind, type Entry } from '../../storage/entry.js';
 import type { InternalIterator } from '../../storage/iterator.js';
-import { Memtable } from '../../storage/memtable/memtable.js';
+import { Memtable, type MemtableImage } from '../../storage/memtable/memtable.js';
 
 // Keys from a small alphabet with zero bytes, short and long, many sharing long prefixes: the
 // cases where a cached prefix or a skipped range could go wrong.
@@ -259,17 +259,30 @@ t.test('sizeBytes grows by at least the key and value bytes of each add, and sta
   );
 });
 
-t.test('a flush encodes the memtable straight from its arena: the entries in internal order, as decodeEntries reads them', async (t) => {
-  const { decodeEntries, encodeMemtable } = await import('../../storage/compaction/table-job.js');
-  const details = fc.check(
-    fc.property(fc.array(fc.tuple(keyArbitrary, fc.uint8Array({ maxLength: 100 }), fc.boolean()), { maxLength: 300 }), (items) => {
+t.test('a flush carries the memtable as an image of shared memory: read where it lies, the entries in internal order', async (t) => {
+  const { MessageChannel } = await import('node:worker_threads');
+  const channel = new MessageChannel();
+  const crossed = (image: MemtableImage): Promise<MemtableImage> =>
+    new Promise((resolve) => {
+      channel.port2.once('message', resolve);
+      channel.port1.postMessage(image); // Structured clone, as a flush job to the worker.
+    });
+  let runs = 0;
+  let shared = true;
+  await fc.assert(
+    fc.asyncProperty(fc.array(fc.tuple(keyArbitrary, fc.uint8Array({ maxLength: 100 }), fc.boolean()), { maxLength: 300 }), async (items) => {
+      runs++;
       const memtable = new Memtable();
       items.forEach(([key, value, tombstone], i) => memtable.add({ key, lsn: i + 1, kind: tombstone ? EntryKind.DELETE : EntryKind.PUT, value: tombstone ? Buffer.alloc(0) : Buffer.from(value) }));
-      const decoded = decodeEntries(encodeMemtable(memtable)).map(show);
-      return JSON.stringify(decoded) === JSON.stringify([...memtable.entries()].map(show)) && decoded.length === items.length;
+      const image = await crossed(memtable.image());
+      shared &&= image.ints.buffer instanceof SharedArrayBuffer && image.chunks.every((chunk) => chunk.byteLength === 0 || chunk.buffer instanceof SharedArrayBuffer);
+      const read = Memtable.fromImage(image);
+      const expected = [...memtable.entries()].map(show);
+      return JSON.stringify([...read.entries()].map(show)) === JSON.stringify(expected) && JSON.stringify(await walk(read.iterator())) === JSON.stringify(expected) && expected.length === items.length;
     }),
     { numRuns: 300, seed: 20261203 },
   );
-  t.equal(details.failed, false, fc.defaultReportMessage(details) ?? '');
-  t.equal(details.numRuns, 300, 'random memtables encoded and decoded');
+  channel.port1.close();
+  t.equal(runs, 300, 'random memtables crossed a message port and read back');
+  t.ok(shared, 'the image crossed as shared memory, not a copy');
 });
