@@ -1,0 +1,53 @@
+// Checkpoints (admin): GET /admin/checkpoint streams a consistent online checkpoint of the
+// store (src/checkpoint/FORMAT.md), what `docket backup` writes to a directory and a new
+// standby starts from; POST /admin/checkpoint writes one into a directory on the server's own
+// disk, with hard links for the tables. The server keeps serving reads and writes meanwhile.
+
+import { Readable } from 'node:stream';
+import * as path from 'node:path';
+import type { FastifyPluginAsync } from 'fastify';
+import { DocketError, DocketErrorCode } from '../src/errors.js';
+import type { Docket } from '../server/http/context.js';
+import { JsonText } from '../src/documents/json-text.js';
+import { isPlainObject } from '../src/documents/merge-patch.js';
+import { parseJson } from '../server/http/json.js';
+import { CHECKPOINT_MEDIA_TYPE, streamCheckpoint } from '../src/checkpoint/stream.js';
+import { writeCheckpoint } from '../src/checkpoint/target.js';
+
+export const adminRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app, { docket }) => {
+  app.get('/admin/checkpoint', async (_request, reply) => {
+    const source = await docket.store.checkpoint();
+    const { sizeBytes, chunks } = streamCheckpoint(source);
+    // A read that fails mid-stream destroys the response: the client sees a truncated stream.
+    const body = Readable.from(chunks, { objectMode: false });
+    body.once('close', () => source.release());
+    void reply
+      .header('content-type', CHECKPOINT_MEDIA_TYPE)
+      .header('content-length', String(sizeBytes))
+      .header('x-docket-checkpoint-tsn', String(source.descriptor.tsn));
+    return reply.send(body);
+  });
+
+  app.post('/admin/checkpoint', async (request, reply) => {
+    const directory = directoryOf(request.body, request.headers['content-type']);
+    const source = await docket.store.checkpoint();
+    try {
+      const descriptor = await writeCheckpoint(source, { fileSystem: source.fileSystem, directory });
+      void reply.code(201);
+      return { directory, tsn: descriptor.tsn, startedTsn: descriptor.startedTsn, replayFromTsn: descriptor.replayFromTsn, files: descriptor.files.length, bytes: source.sizeBytes };
+    } finally {
+      source.release();
+    }
+  });
+};
+
+/** The body `{"directory": "/absolute/path"}`. */
+function directoryOf(text: unknown, type: string | undefined): string {
+  if (text === undefined && type !== undefined) throw new DocketError(DocketErrorCode.UNSUPPORTED_MEDIA_TYPE, `the body must be application/json, not ${type}`);
+  const body = text instanceof JsonText ? parseJson(text.bytes) : text;
+  const directory = isPlainObject(body) ? body['directory'] : undefined;
+  if (typeof directory !== 'string' || !path.isAbsolute(directory) || directory.includes('\u0000') || Object.keys(body as object).length !== 1) {
+    throw new DocketError(DocketErrorCode.INVALID_ARGUMENT, 'the body is {"directory": "/an/absolute/path"}: a new or empty directory on the server\'s disk');
+  }
+  return path.normalize(directory);
+}
