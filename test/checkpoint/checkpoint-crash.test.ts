@@ -54,6 +54,7 @@ async function runWithCheckpoint(groups: Step[][], at: number, k: number, via: V
   let checkpoint: Promise<CheckpointDescriptor> | undefined;
   let before = new Map<number, number>();
   let startedAt = 0;
+  let finishedAt = 0;
   let startedTsn = 0;
   const result = await run(store, groups, async () => void (await store.createCollection(MAIN, { fieldFamiliesMax: 6 })), [], (index, acknowledged) => {
     if (index !== at) return;
@@ -61,7 +62,10 @@ async function runWithCheckpoint(groups: Step[][], at: number, k: number, via: V
     startedTsn = store.lastTsn;
     startedAt = fs.operationCount;
     if (k >= 0) fs.crashAfter(k);
-    checkpoint = checkpointInto(store, fs, via);
+    checkpoint = checkpointInto(store, fs, via).then((descriptor) => {
+      finishedAt = fs.operationCount;
+      return descriptor;
+    });
     checkpoint.catch(() => undefined);
   });
   let descriptor: CheckpointDescriptor | undefined;
@@ -71,7 +75,7 @@ async function runWithCheckpoint(groups: Step[][], at: number, k: number, via: V
   } catch (caught) {
     error = caught;
   }
-  const operations = fs.operationCount - startedAt;
+  const operations = finishedAt - startedAt;
   if (!fs.crashed) await store.close();
   if (error !== undefined && !fs.crashed) throw error;
   return { fs, result, before, startedTsn, descriptor, operations };
@@ -137,9 +141,9 @@ async function checkSource(image: SimFileSystem, groups: Step[][], result: RunRe
   }
 }
 
-const SEEDS = Number(process.env['DOCKET_CHECKPOINT_SEEDS'] ?? 3);
+const SEEDS = Number(process.env['DOCKET_CHECKPOINT_SEEDS'] ?? 4);
 const STARTS_PER_SEED = Number(process.env['DOCKET_CHECKPOINT_STARTS'] ?? 5);
-const CRASHES_PER_START = Number(process.env['DOCKET_CHECKPOINT_CRASHES'] ?? 8);
+const CRASHES_PER_START = Number(process.env['DOCKET_CHECKPOINT_CRASHES'] ?? 10);
 
 const only = process.env['DOCKET_CHECKPOINT_ONLY'];
 if (only) {
