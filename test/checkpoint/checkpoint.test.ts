@@ -135,3 +135,22 @@ t.test('bad streams are coded errors, never complete, never open', async (t) => 
   await t.rejects(installCheckpoint(chunked(bytes), { fileSystem: fs, directory: '/db' }), { code: 'DOCKET_ERR_CHECKPOINT_TARGET_NOT_EMPTY' });
   t.equal(fs.readFileSync(`/db/${INCOMPLETE_MARKER}`), undefined, 'nothing written into it');
 });
+
+t.test('the worked example of src/checkpoint/FORMAT.md', async (t) => {
+  const bytes = Buffer.from('MANIFEST-000003\n');
+  const descriptor = { format: 'docket-checkpoint/1' as const, tsn: 0, startedTsn: 0, replayFromTsn: 1, createdAt: '2026-12-03T00:00:00.000Z', files: [{ name: 'engine/CURRENT', sizeBytes: 16 }] };
+  const source: CheckpointSource = { descriptor, files: [{ name: 'engine/CURRENT', sizeBytes: 16, bytes, immutable: false }], fileSystem: new SimFileSystem(), sizeBytes: 16, release: () => undefined };
+  const stream = await collect(source);
+  const hex = (from: number, to: number): string => stream.subarray(from, to).toString('hex').replace(/(..)(?!$)/g, '$1 ');
+  t.equal(stream.length, 246);
+  t.equal(hex(0, 25), '44 4b 54 43 48 4b 50 54 01 01 00 00 00 10 00 00 00 00 00 00 00 f2 62 5e 51', 'header');
+  t.equal(hex(25, 36), '46 0e 00 10 00 00 00 00 00 00 00', 'file frame');
+  t.equal(stream.subarray(36, 50).toString(), 'engine/CURRENT');
+  t.equal(hex(50, 54), 'b1 20 8b 51', 'frame crc');
+  t.equal(hex(70, 74), 'ee 8b b0 f7', 'data crc');
+  t.equal(hex(74, 79), '45 a3 00 00 00', 'end record');
+  t.equal(hex(242, 246), 'f5 3b 18 bd', 'end crc');
+  const fs = new SimFileSystem();
+  t.same(await installCheckpoint(chunked(stream, 5), { fileSystem: fs, directory: '/x' }), descriptor, 'it installs');
+  t.equal(fs.readFileSync('/x/engine/CURRENT')?.toString(), 'MANIFEST-000003\n');
+});
