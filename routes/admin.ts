@@ -15,8 +15,8 @@ import { CHECKPOINT_MEDIA_TYPE, streamCheckpoint } from '../src/checkpoint/strea
 import { writeCheckpoint } from '../src/checkpoint/target.js';
 
 export const adminRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app, { docket }) => {
-  app.get('/admin/checkpoint', async (_request, reply) => {
-    const source = await docket.store.checkpoint();
+  app.get<{ Querystring: { flush?: string } }>('/admin/checkpoint', async (request, reply) => {
+    const source = await docket.store.checkpoint({ flush: flushOf(request.query.flush) });
     const { sizeBytes, chunks } = streamCheckpoint(source);
     // A read that fails mid-stream destroys the response: the client sees a truncated stream.
     const body = Readable.from(chunks, { objectMode: false });
@@ -29,8 +29,8 @@ export const adminRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app, {
   });
 
   app.post('/admin/checkpoint', async (request, reply) => {
-    const directory = directoryOf(request.body, request.headers['content-type']);
-    const source = await docket.store.checkpoint();
+    const { directory, flush } = bodyOf(request.body, request.headers['content-type']);
+    const source = await docket.store.checkpoint({ flush });
     try {
       const descriptor = await writeCheckpoint(source, { fileSystem: source.fileSystem, directory });
       void reply.code(201);
@@ -41,13 +41,23 @@ export const adminRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app, {
   });
 };
 
-/** The body `{"directory": "/absolute/path"}`. */
-function directoryOf(text: unknown, type: string | undefined): string {
+/** `flush=true|false` (default false). */
+function flushOf(text: string | undefined): boolean {
+  if (text === undefined || text === 'false') return false;
+  if (text === 'true') return true;
+  throw new DocketError(DocketErrorCode.INVALID_ARGUMENT, `flush is true or false, not ${JSON.stringify(text.slice(0, 20))}`);
+}
+
+/** The body `{"directory": "/absolute/path", "flush"?: boolean}`. */
+function bodyOf(text: unknown, type: string | undefined): { directory: string; flush: boolean } {
   if (text === undefined && type !== undefined) throw new DocketError(DocketErrorCode.UNSUPPORTED_MEDIA_TYPE, `the body must be application/json, not ${type}`);
   const body = text instanceof JsonText ? parseJson(text.bytes) : text;
-  const directory = isPlainObject(body) ? body['directory'] : undefined;
-  if (typeof directory !== 'string' || !path.isAbsolute(directory) || directory.includes('\u0000') || Object.keys(body as object).length !== 1) {
-    throw new DocketError(DocketErrorCode.INVALID_ARGUMENT, 'the body is {"directory": "/an/absolute/path"}: a new or empty directory on the server\'s disk');
-  }
-  return path.normalize(directory);
+  const refuse = (): never => {
+    throw new DocketError(DocketErrorCode.INVALID_ARGUMENT, 'the body is {"directory": "/an/absolute/path", "flush": false}: a new or empty directory on the server\'s disk');
+  };
+  if (!isPlainObject(body)) return refuse();
+  const { directory, flush, ...rest } = body as { directory?: unknown; flush?: unknown };
+  if (typeof directory !== 'string' || !path.isAbsolute(directory) || directory.includes('\u0000')) return refuse();
+  if ((flush !== undefined && typeof flush !== 'boolean') || Object.keys(rest).length > 0) return refuse();
+  return { directory: path.normalize(directory), flush: flush ?? false };
 }

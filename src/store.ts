@@ -598,11 +598,13 @@ export class DocumentStore {
    * Captures a consistent checkpoint while writes go on (src/checkpoint/): the engine's tables
    * and manifest at one instant and the binlog after its global epoch, through a durable TSN no
    * earlier than any write acknowledged before the call. Its files stay in place until release;
-   * write it with writeCheckpoint or streamCheckpoint.
+   * write it with writeCheckpoint or streamCheckpoint. `flush` first flushes every memtable
+   * (and advances idle families' flags), so the copy holds almost no binlog and opens at once.
    */
-  async checkpoint(): Promise<CheckpointSource> {
+  async checkpoint(options: { flush?: boolean } = {}): Promise<CheckpointSource> {
     this.checkOpen();
     if (this.durability === 'naive') throw new DocketError(DocketErrorCode.INVALID_ARGUMENT, 'a store in naive durability has no flush flags and cannot be checkpointed');
+    if (options.flush) await this.engine.flush();
     return captureCheckpoint(this.engine, this.binlog);
   }
 

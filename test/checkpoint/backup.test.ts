@@ -107,6 +107,13 @@ t.test('docket backup refuses a directory that is not empty, and a stream cut sh
   t.equal(refused.status, 2);
   t.match(refused.stderr, /DOCKET_ERR_CHECKPOINT_TARGET_NOT_EMPTY/);
 
+  const flushed = await backup(['--url', source.url, path.join(root, 'flushed'), '--flush', '--json', '--quiet']);
+  t.equal(flushed.status, 0, `--flush: ${flushed.stderr}`);
+  t.ok(existsSync(path.join(root, 'flushed', 'CHECKPOINT')), '--flush: complete');
+  const badFlag = await request(`${source.url}/admin/checkpoint?flush=maybe`);
+  t.equal(badFlag.statusCode, 400, 'flush=maybe is refused');
+  t.equal(((await badFlag.body.json()) as { code: string }).code, 'DOCKET_ERR_INVALID_ARGUMENT');
+
   const stream = Buffer.from(await (await request(`${source.url}/admin/checkpoint`)).body.arrayBuffer());
   const flipped = Buffer.from(stream);
   flipped[Math.floor(stream.length / 2)]! ^= 0x01;

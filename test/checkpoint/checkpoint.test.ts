@@ -154,3 +154,20 @@ t.test('the worked example of src/checkpoint/FORMAT.md', async (t) => {
   t.same(await installCheckpoint(chunked(stream, 5), { fileSystem: fs, directory: '/x' }), descriptor, 'it installs');
   t.equal(fs.readFileSync('/x/engine/CURRENT')?.toString(), 'MANIFEST-000003\n');
 });
+
+t.test('a checkpoint with flush holds almost no binlog: its copy replays at most one transaction', async (t) => {
+  const fs = new SimFileSystem();
+  const store = await storeWith(fs, 40, { engine: { memtableSizeBytes: 1024 * 1024 } });
+  const plain = await store.checkpoint();
+  plain.release();
+  t.ok(plain.descriptor.replayFromTsn < store.lastTsn - 10, `without flush, replay starts at ${plain.descriptor.replayFromTsn} of ${store.lastTsn}`);
+  const source = await store.checkpoint({ flush: true });
+  await writeCheckpoint(source, { fileSystem: fs, directory: '/copy' });
+  source.release();
+  t.equal(source.descriptor.replayFromTsn, store.lastTsn, 'with flush, replay starts at the last transaction');
+  const copy = await DocumentStore.open({ ...STORE_OPTIONS, directory: '/copy', fileSystem: fs.image(2, 'drop-unsynced') });
+  t.ok((copy.stats().recovery.replay?.records ?? 0) <= 1, 'the copy replays at most one transaction');
+  t.equal((await copy.list('c', { limit: 100 })).documents.length, 40);
+  await copy.close();
+  await store.close();
+});
