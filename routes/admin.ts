@@ -15,7 +15,8 @@ import { CHECKPOINT_MEDIA_TYPE, streamCheckpoint } from '../src/checkpoint/strea
 import { writeCheckpoint } from '../src/checkpoint/target.js';
 
 export const adminRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app, { docket }) => {
-  app.get<{ Querystring: { flush?: string } }>('/admin/checkpoint', async (request, reply) => {
+  // No automatic HEAD: it would capture a checkpoint (pinning tables and binlog) to send nothing.
+  app.get<{ Querystring: { flush?: string } }>('/admin/checkpoint', { exposeHeadRoute: false }, async (request, reply) => {
     const source = await docket.store.checkpoint({ flush: flushOf(request.query.flush) });
     const { sizeBytes, chunks } = streamCheckpoint(source);
     // A read that fails mid-stream destroys the response: the client sees a truncated stream.
