@@ -7,6 +7,7 @@ import { Readable } from 'node:stream';
 import * as path from 'node:path';
 import type { FastifyPluginAsync } from 'fastify';
 import { DocketError, DocketErrorCode } from '../src/errors.js';
+import * as limits from '../src/limits.js';
 import type { Docket } from '../server/http/context.js';
 import { JsonText } from '../src/documents/json-text.js';
 import { isPlainObject } from '../src/documents/merge-patch.js';
@@ -22,6 +23,8 @@ export const adminRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app, {
     // A read that fails mid-stream destroys the response: the client sees a truncated stream.
     const body = Readable.from(chunks, { objectMode: false });
     body.once('close', () => source.release());
+    // A client that stops reading stops the socket's progress: cut it, which releases the pins.
+    reply.raw.setTimeout(limits.CHECKPOINT_STREAM_IDLE_MS_MAX, () => reply.raw.destroy());
     void reply
       .header('content-type', CHECKPOINT_MEDIA_TYPE)
       .header('content-length', String(sizeBytes))
