@@ -157,6 +157,8 @@ export class Binlog {
   private readonly timer: NodeJS.Timeout | null = null;
   private closing: Promise<void> | null = null;
   private closed = false;
+  /** Where the record of the last synced TSN ends (unknown for what open recovered). */
+  private syncedEnd: { tsn: number; segment: number; offset: number } | undefined;
   /** TSNs that holders (checkpoints being copied) need kept: purge deletes nothing holding them. */
   private readonly retained = new Map<symbol, number>();
   private readonly counters = { bytesWritten: 0, bytesPreallocated: 0, syncs: 0, groups: 0, records: 0 };
@@ -298,6 +300,15 @@ export class Binlog {
       .map((segment) => ({ number: segment.number, firstTsn: segment.firstTsn, path: segmentPath(this.settings.directory, segment.number) }));
   }
 
+  /**
+   * The segment and byte offset just past the record of `tsn`, if it is the last one synced by
+   * this process (a checkpoint copies the tail segment that far without reading it first).
+   */
+  durableEndOf(tsn: number): { segment: number; offset: number } | undefined {
+    const end = this.syncedEnd;
+    return end !== undefined && end.tsn === tsn ? { segment: end.segment, offset: end.offset } : undefined;
+  }
+
   /** The file system and directory the log lives in (a checkpoint reads its segments there). */
   get location(): { fileSystem: FileSystem; directory: string } {
     return { fileSystem: this.settings.fs, directory: this.settings.directory };
@@ -407,8 +418,11 @@ export class Binlog {
   /** fdatasync of the current segment; throws on failure (the caller fails the log). */
   private async syncWriter(): Promise<void> {
     const throughTsn = this.writtenTsn;
+    const { number } = this.current;
+    const offset = this.current.writer.position; // Just past the record of throughTsn: nothing is written during a sync.
     await this.current.writer.sync();
     this.syncedTsn = throughTsn;
+    this.syncedEnd = { tsn: throughTsn, segment: number, offset };
     this.current.headerDurable = true;
     this.timerDue = false;
     this.counters.syncs += 1;

@@ -9,7 +9,8 @@
 //     engine state (snapshot edit, tables pinned against deletion)
 //     s = smallest flag TSN; binlog.retain(s)   purge keeps segments from s on
 //     tsn = binlog.durableTsn                   >= startedTsn, >= every flag (flush barrier)
-//   binlog segments holding s..tsn; the last one copied only through the record of tsn
+//   binlog segments holding s..tsn; the last one copied only through the record of tsn (the
+//   binlog knows where that record ends when it synced it; else the segment is read to find it)
 //
 // Invariant: the tables hold nothing after the largest flag TSN, and every flag TSN is at most
 // `tsn`, so replaying s..tsn over the tables rebuilds exactly the store as of `tsn`.
@@ -72,12 +73,13 @@ export async function captureCheckpoint(engine: Engine, binlog: Binlog): Promise
   const replayFromTsn = Math.max(1, Number.isFinite(smallest) ? smallest : 1);
   const releaseLog = binlog.retain(replayFromTsn);
   const tsn = binlog.durableTsn;
+  const end = binlog.durableEndOf(tsn);
   const release = (): void => {
     captured.release();
     releaseLog();
   };
   try {
-    const logFiles = tsn >= replayFromTsn ? await binlogFiles(binlog, replayFromTsn, tsn) : [];
+    const logFiles = tsn >= replayFromTsn ? await binlogFiles(binlog, replayFromTsn, tsn, end) : [];
     const files = [...captured.files, ...logFiles];
     const descriptor: CheckpointDescriptor = {
       format: CHECKPOINT_FORMAT, tsn, startedTsn, replayFromTsn, createdAt: new Date().toISOString(),
@@ -91,8 +93,11 @@ export async function captureCheckpoint(engine: Engine, binlog: Binlog): Promise
   }
 }
 
-/** The binlog segments holding fromTsn..tsn: whole ones, then the last through the record of tsn. */
-async function binlogFiles(binlog: Binlog, fromTsn: number, tsn: number): Promise<CheckpointFile[]> {
+/**
+ * The binlog segments holding fromTsn..tsn: whole ones, then the last through the record of tsn
+ * (`end`, when the binlog knows it, else found by reading the segment's records).
+ */
+async function binlogFiles(binlog: Binlog, fromTsn: number, tsn: number, end: { segment: number; offset: number } | undefined): Promise<CheckpointFile[]> {
   const { fileSystem } = binlog.location;
   const segments = binlog.segmentFiles(fromTsn, tsn);
   const files: CheckpointFile[] = [];
@@ -104,7 +109,8 @@ async function binlogFiles(binlog: Binlog, fromTsn: number, tsn: number): Promis
       await file.close();
       files.push({ name, sizeBytes, source: segment.path, immutable: true });
     } else {
-      const sizeBytes = await endOfRecord(fileSystem, path.dirname(segment.path), segment.number, tsn);
+      const known = end?.segment === segment.number ? end.offset : undefined;
+      const sizeBytes = known ?? (await endOfRecord(fileSystem, path.dirname(segment.path), segment.number, tsn));
       files.push({ name, sizeBytes, source: segment.path, immutable: false });
     }
   }
