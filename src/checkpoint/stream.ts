@@ -114,7 +114,7 @@ class StreamReader {
   /** Whether anything follows what was read. */
   async atEnd(): Promise<boolean> {
     while (this.buffered.length === 0) {
-      const next = await this.iterator.next();
+      const next = await this.nextChunk();
       if (next.done) return true;
       this.buffered = Buffer.from(next.value);
     }
@@ -122,9 +122,18 @@ class StreamReader {
   }
 
   private async pull(): Promise<Buffer> {
-    const next = await this.iterator.next();
+    const next = await this.nextChunk();
     if (next.done) throw new DocketError(DocketErrorCode.CHECKPOINT_TRUNCATED, `checkpoint stream: it ended after ${this.bytesRead + this.buffered.length} bytes, before its end record`);
     return Buffer.from(next.value.buffer, next.value.byteOffset, next.value.byteLength);
+  }
+
+  /** The source's next chunk; a source that breaks (a dropped connection) is a truncated stream. */
+  private async nextChunk(): Promise<IteratorResult<Uint8Array>> {
+    try {
+      return await this.iterator.next();
+    } catch (error) {
+      throw new DocketError(DocketErrorCode.CHECKPOINT_TRUNCATED, `checkpoint stream: it broke off after ${this.bytesRead + this.buffered.length} bytes: ${(error as Error).message}`, { cause: error });
+    }
   }
 }
 
