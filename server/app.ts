@@ -26,6 +26,7 @@ import { changesRoutes } from '../routes/changes.js';
 import { bulkRoutes } from '../routes/bulk.js';
 import { metricsRoutes } from '../routes/metrics.js';
 import { openapiRoutes } from '../routes/openapi.js';
+import { adminRoutes } from '../routes/admin.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -119,6 +120,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(changesRoutes, { docket });
   await app.register(bulkRoutes, { docket });
   await app.register(openapiRoutes, { docket });
+  await app.register(adminRoutes, { docket });
 
   // A request its client abandons (a reset, a closed socket) never logs "request completed";
   // log that it ended, so the log accounts for every request it says came in.

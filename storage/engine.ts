@@ -729,6 +729,31 @@ export class EngineCore {
 
   // ---- versions and obsolete files ----
 
+  /**
+   * The engine's durable state now, as the snapshot edit a fresh manifest would start with, and
+   * the tables it names, kept from deletion until `release` (a compaction or drop meanwhile
+   * leaves them in place). The state is the manifest's, which applies an edit only once it is
+   * synced, so every flag in it names a tag the flush barrier has seen durable. A checkpoint
+   * copies exactly this (storage/checkpoint.ts).
+   */
+  pinState(): { edit: VersionEdit; tables: FileMeta[]; directory: string; release: () => void } {
+    this.checkWritable();
+    const edit = this.manifest.state.snapshotEdit();
+    const tables = (edit.addedFiles ?? []).map((added) => added.file);
+    const version = new Version([tables]);
+    version.refs = 1;
+    this.liveVersions.add(version);
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      // Closed meanwhile: nothing is deleted now; the next open deletes what no version names.
+      if (this.closed) this.liveVersions.delete(version);
+      else this.releaseVersion(version);
+    };
+    return { edit, tables, directory: this.directory, release };
+  }
+
   protected acquireVersion(family: ColumnFamily): Version {
     family.current.refs++;
     return family.current;

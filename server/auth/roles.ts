@@ -11,7 +11,7 @@ export type Role = (typeof ROLES)[number];
  * - `any`: any valid token, whatever its role (what the server is, Prometheus metrics).
  * - `read`: documents, listings, collection descriptions, the change feed, store statistics.
  * - `write`: document writes and bulk loads.
- * - `admin`: creating and dropping collections (and future index, promote and backup routes).
+ * - `admin`: creating and dropping collections, checkpoints and backups (and future index and promote routes).
  * - `replicate`: pulling the binlog (no route takes it yet; a standby's future pull route will).
  */
 export type Permission = 'public' | 'any' | 'read' | 'write' | 'admin' | 'replicate';
@@ -47,6 +47,8 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, Permission>> = {
   'GET /openapi.json': 'public',
   'GET /docs': 'public',
   'GET /docs/:file': 'public',
+  'GET /admin/checkpoint': 'admin',
+  'POST /admin/checkpoint': 'admin',
 };
 
 /** The permission a route needs, or undefined if the table does not name it. */

@@ -45,6 +45,10 @@ export const STATUS_OF: Readonly<Record<DocketErrorCode, number>> = {
   [DocketErrorCode.PATCH_INVALID]: 400,
   [DocketErrorCode.PATCH_CONFLICT]: 409,
   [DocketErrorCode.PATCH_TEST_FAILED]: 409,
+  [DocketErrorCode.CHECKPOINT_TARGET_NOT_EMPTY]: 409,
+  [DocketErrorCode.CHECKPOINT_CORRUPT]: 400,
+  [DocketErrorCode.CHECKPOINT_TRUNCATED]: 400,
+  [DocketErrorCode.CHECKPOINT_INCOMPLETE]: 500,
 };
 
 /** Storage errors that reach a client: the disk is full or failing, or the engine closed. */

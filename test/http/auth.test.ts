@@ -10,6 +10,7 @@ import { mkdtempSync } from 'node:fs';
 import { writeFile as writeFileAsync } from 'node:fs/promises';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { parse } from 'yaml';
 import { buildApp } from '../../server/app.js';
@@ -58,6 +59,9 @@ const FIXTURES: Record<string, Fixture> = {
   'GET /openapi.json': { roles: PUBLIC, ok: 200, request: () => ({ url: '/openapi.json' }) },
   'GET /docs': { roles: PUBLIC, ok: 200, request: () => ({ url: '/docs' }) },
   'GET /docs/:file': { roles: PUBLIC, ok: 200, request: () => ({ url: '/docs/swagger-ui.css' }) },
+  'GET /admin/checkpoint': { roles: ADMIN, ok: 200, request: () => ({ url: '/admin/checkpoint' }) },
+  // Into a directory that is not empty (this test's own): refused (409) once past the role check, writing nothing.
+  'POST /admin/checkpoint': { roles: ADMIN, ok: 409, request: () => ({ url: '/admin/checkpoint', ...json({ directory: path.dirname(fileURLToPath(import.meta.url)) }) }) },
 };
 
 function fixtureOf(method: string, url: string): Fixture | undefined {
