@@ -104,8 +104,15 @@ async function childLoad(config: Config, dir: string, docs: number, writers: num
 }
 
 /** Loads until the binlog holds `targetMb`, with nothing flushed, then waits to be killed. */
+/**
+ * Nothing is flushed before the crash, so recovery replays the whole binlog: memtables of 3 GiB
+ * and a write buffer (the store-wide memtable budget) of 16 GiB, against 16 MiB and 256 MiB by
+ * default.
+ */
+const RECOVERY_ENGINE = { memtableSizeBytes: 3 * 1024 * MB, writeBufferBytes: 16 * 1024 * MB, autoCompaction: false };
+
 async function childCrashLoad(dir: string, targetMb: number, writers: number): Promise<never> {
-  const store = await DocumentStore.open({ directory: dir, engine: { memtableSizeBytes: 3 * 1024 * MB, autoCompaction: false }, epochCheckIntervalMs: 0 });
+  const store = await DocumentStore.open({ directory: dir, engine: RECOVERY_ENGINE, epochCheckIntervalMs: 0 });
   await store.createCollection(COLLECTION);
   const full = () => store.stats().binlog.bytesWritten >= targetMb * MB;
   const { loaded, seconds } = await load(store, Number.MAX_SAFE_INTEGER, writers, full);
@@ -116,7 +123,7 @@ async function childCrashLoad(dir: string, targetMb: number, writers: number): P
 
 async function childReopen(dir: string): Promise<unknown> {
   const started = process.hrtime.bigint();
-  const store = await DocumentStore.open({ directory: dir, engine: { memtableSizeBytes: 3 * 1024 * MB, autoCompaction: false }, epochCheckIntervalMs: 0 });
+  const store = await DocumentStore.open({ directory: dir, engine: RECOVERY_ENGINE, epochCheckIntervalMs: 0 });
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const replay = store.stats().recovery.replay;
   await store.close();

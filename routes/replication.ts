@@ -103,7 +103,8 @@ export const replicationRoutes: FastifyPluginAsync<{ docket: Docket }> = async (
 
   app.addHook('onRequest', async (request: FastifyRequest, reply: FastifyReply) => {
     const route = request.routeOptions.url;
-    if (route === undefined || OWN_ROUTES.has(route)) return;
+    // Replication's own routes and the admin routes (promote, checkpoints) write no documents.
+    if (route === undefined || OWN_ROUTES.has(route) || route.startsWith('/admin/')) return;
     const node = docket.replication;
     if (WRITE_METHODS.has(request.method)) {
       if (!node) return;

@@ -28,6 +28,7 @@ import { metricsRoutes } from '../routes/metrics.js';
 import { openapiRoutes } from '../routes/openapi.js';
 import { replicationRoutes } from '../routes/replication.js';
 import { startReplication } from './replication.js';
+import { adminRoutes } from '../routes/admin.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -132,6 +133,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(bulkRoutes, { docket });
   await app.register(openapiRoutes, { docket });
   await app.register(replicationRoutes, { docket });
+  await app.register(adminRoutes, { docket });
 
   // A request its client abandons (a reset, a closed socket) never logs "request completed";
   // log that it ended, so the log accounts for every request it says came in.

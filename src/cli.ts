@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 // The `docket` command: the program's one entry point, which hands each subcommand to its
 // part. `docket serve` starts the server (server/serve.ts; what `npm start` runs); `docket
-// load` loads NDJSON files into one (loader/); `docket token` makes and revokes access tokens
-// (server/auth/). Each part is imported only when asked for: `docket load` starts without the
+// load` loads NDJSON files into one (loader/); `docket backup` writes a server's checkpoint
+// to a directory (loader/backup.ts); `docket token` makes and revokes access tokens (server/auth/). Each part is imported only when asked for: `docket load` starts without the
 // server's modules.
 
 import { ConfigError } from '../server/config.js';
@@ -13,6 +13,7 @@ Commands:
   serve     run the server (docket serve --help lists its options)
   load      load NDJSON files (plain, .gz, .zst or stdin) into a collection (docket load --help)
   token     create, list and revoke access tokens (docket token --help)
+  backup    write a consistent online backup of a running server to a directory (docket backup --help)
 `;
 
 const [command, ...rest] = process.argv.slice(2);
@@ -26,6 +27,14 @@ if (command === 'serve') {
     (status) => (process.exitCode = status),
     (error: unknown) => {
       process.stderr.write(`docket load: ${(error as Error).stack}\n`);
+      process.exitCode = 3;
+    },
+  );
+} else if (command === 'backup') {
+  import('../loader/backup.js').then(({ backup }) => backup(rest)).then(
+    (status) => (process.exitCode = status),
+    (error: unknown) => {
+      process.stderr.write(`docket backup: ${(error as Error).stack}\n`);
       process.exitCode = 3;
     },
   );

@@ -88,6 +88,15 @@ export const DocketErrorCode = {
   REPLICATION_BEHIND: 'DOCKET_ERR_REPLICATION_BEHIND',
   /** A replication request to a server not in the role it needs (promote a primary, pull from a standby). */
   REPLICATION_ROLE: 'DOCKET_ERR_REPLICATION_ROLE',
+  // ---- checkpoints and backups (src/checkpoint/FORMAT.md) ----
+  /** A checkpoint or backup was asked to write into a directory that exists and is not empty. */
+  CHECKPOINT_TARGET_NOT_EMPTY: 'DOCKET_ERR_CHECKPOINT_TARGET_NOT_EMPTY',
+  /** A checkpoint stream whose framing, a name, a length or a checksum is wrong. */
+  CHECKPOINT_CORRUPT: 'DOCKET_ERR_CHECKPOINT_CORRUPT',
+  /** A checkpoint stream that ended before its end record. */
+  CHECKPOINT_TRUNCATED: 'DOCKET_ERR_CHECKPOINT_TRUNCATED',
+  /** A data directory holding a checkpoint or backup that was never completed; it does not open. */
+  CHECKPOINT_INCOMPLETE: 'DOCKET_ERR_CHECKPOINT_INCOMPLETE',
 } as const;
 
 export type DocketErrorCode = (typeof DocketErrorCode)[keyof typeof DocketErrorCode];

@@ -111,6 +111,11 @@ export const EPOCH_LAG_BYTES_MAX = 256 * 1024 * 1024;
 export const EPOCH_LAG_MS_MAX = 5 * 60 * 1000;
 /** How often the epoch keeper looks at the flags, purges the binlog and flushes laggards. */
 export const EPOCH_CHECK_INTERVAL_MS = 1000;
+/**
+ * A checkpoint stream (GET /admin/checkpoint) whose client takes nothing for this long is cut:
+ * a stalled client would otherwise keep its tables and binlog segments from deletion for ever.
+ */
+export const CHECKPOINT_STREAM_IDLE_MS_MAX = 5 * 60 * 1000;
 
 // Families per collection: meta, overflow, and the field families.
 assert(FAMILIES_RESERVED_MAX + 1 <= engine.FAMILIES_MAX);

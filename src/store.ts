@@ -17,6 +17,7 @@ import { applyJsonPatch, JsonPatch } from './documents/json-patch.js';
 import { checkCollectionName, checkId, documentFields, limit, type FieldList } from './documents/validate.js';
 import { fieldsOf, JsonText, mergeFields, textOf } from './documents/json-text.js';
 import { EpochKeeper, type EpochStats } from './epochs.js';
+import { captureCheckpoint, refuseIncompleteCheckpoint, type CheckpointSource } from './checkpoint/checkpoint.js';
 import * as limits from './limits.js';
 import { ORIGIN, replay, type ReplayProgress, type ReplayReport } from './recovery.js';
 import { followCatalog } from './replication/follow.js';
@@ -163,6 +164,7 @@ export class DocumentStore {
     const durability = options.durability ?? 'passive';
     await fileSystem.mkdir(options.directory);
     await fileSystem.syncDirectory(path.dirname(path.resolve(options.directory)));
+    await refuseIncompleteCheckpoint(fileSystem, options.directory);
     const binlog = await Binlog.open({
       directory: path.join(options.directory, 'binlog'),
       fileSystem,
@@ -646,6 +648,20 @@ export class DocumentStore {
 
   get lastTsn(): number {
     return this.pipeline.tsn;
+  }
+
+  /**
+   * Captures a consistent checkpoint while writes go on (src/checkpoint/): the engine's tables
+   * and manifest at one instant and the binlog after its global epoch, through a durable TSN no
+   * earlier than any write acknowledged before the call. Its files stay in place until release;
+   * write it with writeCheckpoint or streamCheckpoint. `flush` first flushes every memtable
+   * (and advances idle families' flags), so the copy holds almost no binlog and opens at once.
+   */
+  async checkpoint(options: { flush?: boolean } = {}): Promise<CheckpointSource> {
+    this.checkOpen();
+    if (this.durability === 'naive') throw new DocketError(DocketErrorCode.INVALID_ARGUMENT, 'a store in naive durability has no flush flags and cannot be checkpointed');
+    if (options.flush) await this.engine.flush();
+    return captureCheckpoint(this.engine, this.binlog);
   }
 
   stats(): StoreStats {

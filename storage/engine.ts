@@ -10,7 +10,7 @@ import { BlockCache } from './cache.js';
 import { ColumnFamily, Version } from './column-family.js';
 import { pickCompaction, pickWholeLevel, type CompactionPick, type PickerConfig } from './compaction/picker.js';
 import { InlineRunner, WorkerRunner, workerAvailable, type JobRunner } from './compaction/job-runner.js';
-import { encodeMemtable, type CompactionJob, type FlushJob } from './compaction/table-job.js';
+import type { CompactionJob, FlushJob } from './compaction/table-job.js';
 import { EngineWal, readWalFile, walName, WAL_NAME_PATTERN } from './wal/engine-wal.js';
 import { compareKeys, type EntryKind } from './entry.js';
 import { corruption, invalidArgument, StorageError, StorageErrorCode } from './errors.js';
@@ -629,8 +629,7 @@ export class EngineCore {
     const flag = memtable.flag ? { ...memtable.flag } : undefined;
     const barrier = flag && this.options.flushBarrier ? this.options.flushBarrier(flag.tag) : undefined;
     barrier?.catch(() => undefined); // Awaited below; this only keeps it from being unhandled.
-    const entries = this.runner.encodesEntries ? encodeMemtable(memtable) : [...memtable.entries()];
-    const files = await this.buildTables({ kind: 'flush', entries }, 1);
+    const files = await this.buildTables({ kind: 'flush', memtable: memtable.image() }, 1);
     await this.fs.syncDirectory(this.directory);
     await barrier;
     if (family.dropped) return this.discardOutputs(files);
@@ -729,6 +728,31 @@ export class EngineCore {
   }
 
   // ---- versions and obsolete files ----
+
+  /**
+   * The engine's durable state now, as the snapshot edit a fresh manifest would start with, and
+   * the tables it names, kept from deletion until `release` (a compaction or drop meanwhile
+   * leaves them in place). The state is the manifest's, which applies an edit only once it is
+   * synced, so every flag in it names a tag the flush barrier has seen durable. A checkpoint
+   * copies exactly this (storage/checkpoint.ts).
+   */
+  pinState(): { edit: VersionEdit; tables: FileMeta[]; directory: string; release: () => void } {
+    this.checkWritable();
+    const edit = this.manifest.state.snapshotEdit();
+    const tables = (edit.addedFiles ?? []).map((added) => added.file);
+    const version = new Version([tables]);
+    version.refs = 1;
+    this.liveVersions.add(version);
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      // Closed meanwhile: nothing is deleted now; the next open deletes what no version names.
+      if (this.closed) this.liveVersions.delete(version);
+      else this.releaseVersion(version);
+    };
+    return { edit, tables, directory: this.directory, release };
+  }
 
   protected acquireVersion(family: ColumnFamily): Version {
     family.current.refs++;

@@ -49,6 +49,12 @@ export interface FileSystem {
   /** Makes creates, renames and unlinks in `directory` durable (fsync of the directory). */
   syncDirectory(directory: string): Promise<void>;
   /**
+   * A second name for an existing file (a hard link); durable after syncDirectory of the new
+   * name's directory. Fails if `newPath` exists, or (EXDEV, as a StorageError IO) across file
+   * systems. Optional: a caller without it copies. Checkpoints use it for immutable files.
+   */
+  link?(existingPath: string, newPath: string): Promise<void>;
+  /**
    * Takes the directory for one engine: LOCKED if another holds it. Resolves with the release.
    * Optional: the simulated file system has no other processes to keep out.
    */
@@ -189,6 +195,14 @@ export class RealFileSystem implements FileSystem {
       await fs.promises.unlink(filePath);
     } catch (error) {
       throw fromSystemError(error, `unlink ${filePath}`);
+    }
+  }
+
+  async link(existingPath: string, newPath: string): Promise<void> {
+    try {
+      await fs.promises.link(existingPath, newPath);
+    } catch (error) {
+      throw fromSystemError(error, `link ${existingPath} to ${newPath}`);
     }
   }
 

@@ -12,3 +12,6 @@ export * as limits from './limits.js';
 export { LogReader, type LogEndStatus, type LogReaderOptions, type LogRecord } from './log/log-reader.js';
 export { LogWriter, type LogWriterOptions } from './log/log-writer.js';
 export { ByteReader, ByteWriter, writeVarint } from './util/coding.js';
+// The engine's part of a checkpoint (tables and a fresh manifest), for the document layer's.
+export { checkpointEngine, type CheckpointFile, type EngineCheckpoint } from './checkpoint.js';
+export { crc32c, crc32cUpdate } from './util/crc32c.js';

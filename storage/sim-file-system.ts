@@ -21,7 +21,7 @@ export const DAMAGES: readonly Damage[] = [
 export type FaultKind = 'EIO' | 'ENOSPC' | 'short-write';
 
 /** The mutating calls a fault can target. 'open' means open in mode 'create'. */
-export type FaultCall = 'append' | 'write' | 'sync' | 'open' | 'rename' | 'unlink' | 'truncate' | 'syncDirectory' | 'mkdir';
+export type FaultCall = 'append' | 'write' | 'sync' | 'open' | 'rename' | 'unlink' | 'truncate' | 'syncDirectory' | 'mkdir' | 'link';
 
 export interface Fault {
   /** The Nth matching mutating operation from now fails, 1-based. */
@@ -519,6 +519,19 @@ export class SimFileSystem implements FileSystem {
         { dir: source.dir, name: source.name, node: undefined },
         { dir: target.dir, name: target.name, node },
       ]);
+    });
+  }
+
+  /** A second directory entry for the same inode: writes through either name are seen by both. */
+  async link(existingPath: string, newPath: string): Promise<void> {
+    return this.machine.mutate('link', [existingPath, newPath], () => {
+      const what = `link ${existingPath} to ${newPath}`;
+      const node = this.lookup(existingPath);
+      if (node === undefined) throw systemError('ENOENT', what);
+      if (node.kind === 'dir') throw systemError('EISDIR', what);
+      const target = this.parentOf(newPath, what);
+      if (target.dir.entries.has(target.name)) throw systemError('EEXIST', what);
+      this.change([{ dir: target.dir, name: target.name, node }]);
     });
   }
 

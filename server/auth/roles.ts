@@ -11,7 +11,7 @@ export type Role = (typeof ROLES)[number];
  * - `any`: any valid token, whatever its role (what the server is, Prometheus metrics).
  * - `read`: documents, listings, collection descriptions, the change feed, store statistics.
  * - `write`: document writes and bulk loads.
- * - `admin`: creating and dropping collections, promoting a standby (and future index and backup routes).
+ * - `admin`: creating and dropping collections, checkpoints and backups, promoting a standby (and future index routes).
  * - `replicate`: pulling the binlog and reporting a standby's progress (docs/REPLICATION.md).
  */
 export type Permission = 'public' | 'any' | 'read' | 'write' | 'admin' | 'replicate';
@@ -50,6 +50,8 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, Permission>> = {
   'GET /replication/binlog': 'replicate',
   'POST /replication/feedback': 'replicate',
   'POST /admin/promote': 'admin',
+  'GET /admin/checkpoint': 'admin',
+  'POST /admin/checkpoint': 'admin',
 };
 
 /** The permission a route needs, or undefined if the table does not name it. */

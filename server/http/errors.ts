@@ -52,6 +52,10 @@ export const STATUS_OF: Readonly<Record<DocketErrorCode, number>> = {
   [DocketErrorCode.REPLICATION_TIMEOUT]: 503,
   [DocketErrorCode.REPLICATION_BEHIND]: 503,
   [DocketErrorCode.REPLICATION_ROLE]: 409,
+  [DocketErrorCode.CHECKPOINT_TARGET_NOT_EMPTY]: 409,
+  [DocketErrorCode.CHECKPOINT_CORRUPT]: 400,
+  [DocketErrorCode.CHECKPOINT_TRUNCATED]: 400,
+  [DocketErrorCode.CHECKPOINT_INCOMPLETE]: 500,
 };
 
 /** Storage errors that reach a client: the disk is full or failing, or the engine closed. */

@@ -157,6 +157,10 @@ export class Binlog {
   private readonly timer: NodeJS.Timeout | null = null;
   private closing: Promise<void> | null = null;
   private closed = false;
+  /** Where the record of the last synced TSN ends (unknown for what open recovered). */
+  private syncedEnd: { tsn: number; segment: number; offset: number } | undefined;
+  /** TSNs that holders (checkpoints being copied) need kept: purge deletes nothing holding them. */
+  private readonly retained = new Map<symbol, number>();
   private readonly counters = { bytesWritten: 0, bytesPreallocated: 0, syncs: 0, groups: 0, records: 0 };
   /** Called after each fdatasync that made records durable, with the new durable TSN (replication ships on it). */
   onDurable: ((durableTsn: number) => void) | undefined;
@@ -267,6 +271,7 @@ export class Binlog {
     // A deleted segment's successor must keep its header through a crash, or the log would
     // look empty and restart at TSN 1.
     if (!this.current.headerDurable) await this.sync();
+    for (const tsn of this.retained.values()) belowTsn = Math.min(belowTsn, tsn);
     const doomed: SegmentEntry[] = [];
     while (this.segments.length > 1 && this.segments[1]!.firstTsn <= belowTsn) doomed.push(this.segments.shift()!);
     if (doomed.length === 0) return 0;
@@ -274,6 +279,44 @@ export class Binlog {
     for (const segment of doomed) await fs.unlink(segmentPath(directory, segment.number));
     await fs.syncDirectory(directory);
     return doomed.length;
+  }
+
+  /**
+   * Keeps purge from deleting any segment that holds a TSN at or after `fromTsn` until the
+   * returned release is called (a checkpoint copying them, later a standby catching up).
+   */
+  retain(fromTsn: number): () => void {
+    const key = Symbol('retained');
+    this.retained.set(key, fromTsn);
+    return () => void this.retained.delete(key);
+  }
+
+  /**
+   * The segments that hold TSNs fromTsn..throughTsn, oldest first, with their paths: every one
+   * but the last is complete and synced, never written again. REQUIRES: the range is retained
+   * (see retain) and within firstTsn..lastTsn.
+   */
+  segmentFiles(fromTsn: number, throughTsn: number): { number: number; firstTsn: number; path: string }[] {
+    assert(fromTsn >= this.firstTsn && fromTsn <= throughTsn && throughTsn <= this.appendedTsn, `binlog: no segments for TSNs ${fromTsn}..${throughTsn}`);
+    const first = this.segmentHolding(fromTsn);
+    const last = this.segmentHolding(throughTsn);
+    return this.segments
+      .filter((segment) => segment.number >= first.number && segment.number <= last.number)
+      .map((segment) => ({ number: segment.number, firstTsn: segment.firstTsn, path: segmentPath(this.settings.directory, segment.number) }));
+  }
+
+  /**
+   * The segment and byte offset just past the record of `tsn`, if it is the last one synced by
+   * this process (a checkpoint copies the tail segment that far without reading it first).
+   */
+  durableEndOf(tsn: number): { segment: number; offset: number } | undefined {
+    const end = this.syncedEnd;
+    return end !== undefined && end.tsn === tsn ? { segment: end.segment, offset: end.offset } : undefined;
+  }
+
+  /** The file system and directory the log lives in (a checkpoint reads its segments there). */
+  get location(): { fileSystem: FileSystem; directory: string } {
+    return { fileSystem: this.settings.fs, directory: this.settings.directory };
   }
 
   stats(): BinlogStats {
@@ -380,8 +423,11 @@ export class Binlog {
   /** fdatasync of the current segment; throws on failure (the caller fails the log). */
   private async syncWriter(): Promise<void> {
     const throughTsn = this.writtenTsn;
+    const { number } = this.current;
+    const offset = this.current.writer.position; // Just past the record of throughTsn: nothing is written during a sync.
     await this.current.writer.sync();
     this.syncedTsn = throughTsn;
+    this.syncedEnd = { tsn: throughTsn, segment: number, offset };
     this.current.headerDurable = true;
     this.timerDue = false;
     this.counters.syncs += 1;

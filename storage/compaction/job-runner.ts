@@ -12,14 +12,11 @@ import type { FileMeta } from '../manifest/version-edit.js';
 import { fileMetaFromClone, runTableJob, type TableJob } from './table-job.js';
 
 export interface JobRunner {
-  /** True when a flush job must carry its entries encoded (they cross a thread). */
-  readonly encodesEntries: boolean;
   run(job: TableJob): Promise<FileMeta[]>;
   close(): Promise<void>;
 }
 
 export class InlineRunner implements JobRunner {
-  readonly encodesEntries = false;
   constructor(private readonly fs: FileSystem) {}
   run(job: TableJob): Promise<FileMeta[]> {
     return runTableJob(this.fs, job);
@@ -57,8 +54,7 @@ class WorkerLane {
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker.ref();
-      const transfer = job.kind === 'flush' && job.entries instanceof Uint8Array ? [job.entries.buffer as ArrayBuffer] : [];
-      this.worker.postMessage({ id, job }, transfer);
+      this.worker.postMessage({ id, job }); // A flush's memtable is shared memory: nothing is copied.
     });
   }
 
@@ -89,7 +85,6 @@ class WorkerLane {
  * only while writes are stalled: flush and write then take turns instead of overlapping.)
  */
 export class WorkerRunner implements JobRunner {
-  readonly encodesEntries = true;
   private readonly flushes = new WorkerLane();
   private readonly compactions = new WorkerLane();
 

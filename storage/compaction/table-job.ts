@@ -4,14 +4,12 @@
 // way the outputs are synced and closed, and installing them is left to the engine.
 
 import { BlockCache } from '../cache.js';
-import type { Entry, EntryKind } from '../entry.js';
 import type { FileSystem } from '../file-system.js';
 import type { InternalIterator } from '../iterator.js';
-import type { Memtable } from '../memtable/memtable.js';
+import { Memtable, type MemtableImage } from '../memtable/memtable.js';
 import type { FileMeta } from '../manifest/version-edit.js';
 import { LevelIterator, MergingIterator } from '../merging-iterator.js';
 import { TableCache } from '../table-cache.js';
-import { ByteReader, ByteWriter } from '../util/coding.js';
 import { compactionFilter, dedupeFilter, writeTables, type TableWriterOptions } from './table-writer.js';
 
 interface JobBase {
@@ -23,8 +21,8 @@ interface JobBase {
 
 export interface FlushJob extends JobBase {
   readonly kind: 'flush';
-  /** A memtable's entries in internal order: as they are (inline), or encoded by encodeEntries (for a worker). */
-  readonly entries: Uint8Array | readonly Entry[];
+  /** The memtable to write, as an image of its shared memory (read where it lies, on either thread). */
+  readonly memtable: MemtableImage;
 }
 
 export interface KeyRange {
@@ -45,52 +43,6 @@ export interface CompactionJob extends JobBase {
 }
 
 export type TableJob = FlushJob | CompactionJob;
-
-/**
- * A memtable's entries in one buffer (per entry: key slice, fixed64 LSN, kind byte, value
- * slice), for a transfer to the worker without copying each, written straight from the
- * memtable's arena with no object per entry. Its memory is unpooled: transferring a slice of
- * Node's shared pool would detach every Buffer in it.
- */
-export function encodeMemtable(memtable: Memtable): Uint8Array {
-  const writer = new ByteWriter(memtable.sizeBytes + 1024, true);
-  memtable.encodeEntries(writer);
-  return writer.view();
-}
-
-export function decodeEntries(bytes: Uint8Array): Entry[] {
-  const data = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const reader = new ByteReader(data, 0, data.length, 'flush job entries');
-  const entries: Entry[] = [];
-  while (reader.remaining > 0) {
-    const key = reader.slice();
-    const lsn = reader.fixed64();
-    const kind = reader.byte() as EntryKind;
-    entries.push({ key, lsn, kind, value: reader.slice() });
-  }
-  return entries;
-}
-
-/** Entries already in memory, in order. */
-class ArrayIterator implements InternalIterator {
-  private index = 0;
-  constructor(private readonly entries: readonly Entry[]) {}
-  async seek(): Promise<void> {
-    this.index = 0;
-  }
-  valid(): boolean {
-    return this.index < this.entries.length;
-  }
-  entry(): Entry {
-    return this.entries[this.index]!;
-  }
-  async next(): Promise<void> {
-    this.index++;
-  }
-  close(): void {
-    this.index = this.entries.length;
-  }
-}
 
 const asBuffer = (bytes: Uint8Array): Buffer => (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
 
@@ -113,8 +65,9 @@ export async function runTableJob(fs: FileSystem, job: TableJob): Promise<FileMe
     blockSizeBytes: job.blockSizeBytes,
   };
   if (job.kind === 'compaction') return runCompaction(fs, job, options);
-  const entries = job.entries instanceof Uint8Array ? decodeEntries(job.entries) : job.entries;
-  return writeTables(new ArrayIterator(entries), options, dedupeFilter());
+  const source = Memtable.fromImage(job.memtable).iterator();
+  await source.seek();
+  return writeTables(source, options, dedupeFilter());
 }
 
 async function runCompaction(fs: FileSystem, job: CompactionJob, options: TableWriterOptions): Promise<FileMeta[]> {

@@ -27,11 +27,18 @@
 //              (0 empty, at most half full). Point reads go through it instead of the list: a
 //              search of the list touches ~20 nodes, a cache miss each, and a document read
 //              does one per field family (measured with a list of objects: ~4 µs per lookup
-//              across 34 memtables of 5,000 entries, against ~0.3 µs through a Map).
+//              across 34 memtables of 5,000 entries, against ~0.3 µs through a Map). It is
+//              built on the first point read, so a memtable a bulk load fills and nobody reads
+//              never hashes a key (a bulk-loaded comment's 47 items saved ~10 µs of event loop).
 //   tails      the last node of each level. Bulk loads insert keys mostly in ascending order
 //              within a family, so an entry that sorts after the last node is linked there in
-//              O(height), without a search from the head.
+//              O(height), without a search from the head; one that sorts among the last few
+//              (a document's fields, whose numbers need not ascend) is searched for from the
+//              tails, not from the head.
 //
+// The arena's chunks and the node records and links live in SharedArrayBuffers: a flush hands
+// them to the worker as an image (`image()`, `Memtable.fromImage`), which walks the list and
+// writes the table there, so the event loop neither encodes nor copies a flushed memtable.
 // Reads build Entry objects on demand, whose key and value are views into the arena: no copy.
 // NB: a view keeps its whole chunk alive; a caller that keeps a value for long should copy it.
 // `sizeBytes` charges what is held, so a family's memtable budget bounds real memory: arena
@@ -43,7 +50,6 @@
 import type { Entry, EntryKind } from '../entry.js';
 import type { InternalIterator } from '../iterator.js';
 import { compareRanges, copyRange } from '../util/bytes.js';
-import type { ByteWriter } from '../util/coding.js';
 
 const HEIGHT_MAX = 20;
 /** Older versions a point read walks from a key's newest node before it searches the list instead. */
@@ -84,24 +90,41 @@ export interface MemtableFlag {
   lsnLast: number;
 }
 
+/**
+ * A memtable as plain data for a flush job: its chunks, node records and links, all in shared
+ * memory, so crossing to a worker copies nothing. REQUIRES: the memtable takes no more adds.
+ */
+export interface MemtableImage {
+  readonly chunks: readonly Uint8Array[];
+  readonly ints: Int32Array;
+  readonly links: Int32Array;
+  readonly count: number;
+  /** The last node in order (level 0's tail). */
+  readonly last: number;
+}
+
 export class Memtable {
   private readonly arena = new Arena();
   /**
    * Node records: `ints` and `floats` view the same memory. Invariant: node n's entry sits in
    * chunk ints[n * NODE_INTS + CHUNK] from OFFSET, key then value, and those bytes never change.
    */
-  private ints = new Int32Array(NODES_INITIAL * NODE_INTS);
+  private ints = sharedInt32(NODES_INITIAL * NODE_INTS);
   private floats = new Float64Array(this.ints.buffer);
   /** Node n's link at level l is links[LINKS of n + l]; the head's HEIGHT_MAX come first. */
-  private links = new Int32Array(HEIGHT_MAX + 2 * NODES_INITIAL);
+  private links = sharedInt32(HEIGHT_MAX + 2 * NODES_INITIAL);
   private linksUsed = HEIGHT_MAX;
   private readonly tails = new Int32Array(HEIGHT_MAX);
   /** A search's result: the node before the target at each level (reused, never allocated). */
   private readonly update = new Int32Array(HEIGHT_MAX);
   private height = 1;
   private random = 0x2545f491;
-  /** Invariant: holds each key's newest node, and no more than half of its slots are used. */
+  /**
+   * Invariant: once `indexed`, holds each key's newest node (and every node's record its key's
+   * hash), and no more than half of its slots are used. Built on the first point read.
+   */
   private index = new Int32Array(INDEX_SLOTS_INITIAL);
+  private indexed = false;
   private keys = 0;
   count = 0;
   lsnMin = Number.POSITIVE_INFINITY;
@@ -129,11 +152,14 @@ export class Memtable {
     const key = arena.chunks[arena.lastChunk]!;
     const at = arena.lastOffset;
     const prefix = keyPrefix(key, at, keyLength);
-    const hash = hashKey(key, at, keyLength);
+    // The index (and the hash it needs) is built on the first point read: a memtable that a
+    // bulk load fills and nobody reads never pays for it.
+    const indexed = this.indexed;
+    const hash = indexed ? hashKey(key, at, keyLength) : 0;
     this.writeRecord(node, keyLength, valueLength, lsn, kind, prefix, hash);
     this.linksUsed += height;
     this.link(node, key, at, keyLength, prefix, lsn, height);
-    this.indexNewest(node, key, at, keyLength, hash, lsn);
+    if (indexed) this.indexNewest(node, key, at, keyLength, hash, lsn);
     this.count = node;
     if (lsn < this.lsnMin) this.lsnMin = lsn;
     if (lsn > this.lsnMax) this.lsnMax = lsn;
@@ -148,6 +174,7 @@ export class Memtable {
 
   /** The newest version of `key` with LSN <= snapshotLsn, tombstones included. */
   get(key: Buffer, snapshotLsn: number): Entry | undefined {
+    if (!this.indexed) this.buildIndex();
     const hash = hashKey(key, 0, key.length);
     let node = this.index[this.slotOf(key, 0, key.length, hash)]!;
     // Versions of a key are adjacent at level 0, newest first: the first at or below the
@@ -182,21 +209,22 @@ export class Memtable {
     for (let node = this.nextOf(0); node !== 0; node = this.nextOf(node)) yield this.entryAt(node);
   }
 
-  /**
-   * Every entry in internal order, as a flush job's encoded entries (table-job.ts: key slice,
-   * fixed64 LSN, kind byte, value slice), straight from the arena: no object per entry.
-   */
-  encodeEntries(writer: ByteWriter): void {
-    const { ints, floats } = this;
-    const { chunks } = this.arena;
-    for (let node = this.nextOf(0); node !== 0; node = this.nextOf(node)) {
-      const at = node * NODE_INTS;
-      const chunk = chunks[ints[at + CHUNK]!]!;
-      const keyStart = ints[at + OFFSET]!;
-      const keyLength = ints[at + KEY_LENGTH]!;
-      writer.sliceOf(chunk, keyStart, keyLength).fixed64(floats[node * NODE_FLOATS + LSN]!).byte(ints[at + KIND]!);
-      writer.sliceOf(chunk, keyStart + keyLength, ints[at + VALUE_LENGTH]!);
-    }
+  /** This memtable as a flush job carries it (see MemtableImage): views, no copy. */
+  image(): MemtableImage {
+    return { chunks: this.arena.chunks, ints: this.ints, links: this.links, count: this.count, last: this.tails[0]! };
+  }
+
+  /** A memtable over an image, for reading only (a flush worker walks it). */
+  static fromImage(image: MemtableImage): Memtable {
+    const memtable = new Memtable();
+    memtable.ints = image.ints;
+    memtable.floats = new Float64Array(image.ints.buffer, image.ints.byteOffset, image.ints.length / 2);
+    memtable.links = image.links;
+    memtable.arena.chunks.length = 0;
+    for (const chunk of image.chunks) memtable.arena.chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    memtable.count = image.count;
+    memtable.tails[0] = image.last;
+    return memtable;
   }
 
   // ---- for MemtableIterator: nodes are numbers, 0 meaning none ----
@@ -262,7 +290,7 @@ export class Memtable {
     // A level above the current height is empty: a search leaves the head as its predecessor.
     if (height > this.height) this.height = height;
     if (last === 0 || this.compareNode(last, key, keyStart, keyLength, prefix, lsn) < 0) update.set(tails);
-    else this.findPredecessors(key, keyStart, keyLength, prefix, lsn);
+    else this.findPredecessorsNearEnd(key, keyStart, keyLength, prefix, lsn);
     const start = ints[node * NODE_INTS + LINKS]!;
     for (let level = 0; level < height; level++) {
       const before = ints[update[level]! * NODE_INTS + LINKS]! + level;
@@ -281,6 +309,39 @@ export class Memtable {
     const { ints, floats, links, update } = this;
     let node = 0;
     for (let level = this.height - 1; level >= 0; level--) {
+      for (;;) {
+        const next = links[ints[node * NODE_INTS + LINKS]! + level]!;
+        if (next === 0) break;
+        const nextPrefix = floats[next * NODE_FLOATS + PREFIX]!;
+        if (nextPrefix > prefix || (nextPrefix === prefix && this.compareNode(next, key, keyStart, keyLength, prefix, lsn) >= 0)) break;
+        node = next;
+      }
+      update[level] = node;
+    }
+  }
+
+  /**
+   * As findPredecessors, for a key likely to sort among the last nodes: at each level the search
+   * starts from that level's tail when the tail sorts before the key. Valid because the node a
+   * search reaches at level l + 1 sorts at or before tails[l + 1], which sorts at or before
+   * tails[l]. A key before the top level's tail takes the search from the head.
+   */
+  private findPredecessorsNearEnd(key: Buffer, keyStart: number, keyLength: number, prefix: number, lsn: number): void {
+    const { ints, floats, links, update, tails } = this;
+    const top = this.height - 1;
+    if (tails[top] === 0 || this.compareNode(tails[top]!, key, keyStart, keyLength, prefix, lsn) >= 0) {
+      this.findPredecessors(key, keyStart, keyLength, prefix, lsn);
+      return;
+    }
+    let node = tails[top]!;
+    update[top] = node;
+    let tailBefore = true; // Whether tails[level] sorts before the key, known for the level above.
+    for (let level = top - 1; level >= 0; level--) {
+      const tail = tails[level]!;
+      if (tailBefore && tail !== node) {
+        if (this.compareNode(tail, key, keyStart, keyLength, prefix, lsn) < 0) node = tail;
+        else tailBefore = false;
+      }
       for (;;) {
         const next = links[ints[node * NODE_INTS + LINKS]! + level]!;
         if (next === 0) break;
@@ -351,6 +412,25 @@ export class Memtable {
     return compareRanges(this.arena.chunks[ints[at + CHUNK]!]!, ints[at + OFFSET]!, keyLength, key, keyStart, keyLength) === 0;
   }
 
+  /** Hashes every node's key and indexes each key's newest node (the first point read). */
+  private buildIndex(): void {
+    const { ints } = this;
+    const { chunks } = this.arena;
+    let slots = INDEX_SLOTS_INITIAL;
+    while (slots < this.count * 2) slots *= 2;
+    if (slots > this.index.length) this.index = new Int32Array(slots);
+    for (let node = 1; node <= this.count; node++) {
+      const at = node * NODE_INTS;
+      const chunk = chunks[ints[at + CHUNK]!]!;
+      const keyStart = ints[at + OFFSET]!;
+      const keyLength = ints[at + KEY_LENGTH]!;
+      const hash = hashKey(chunk, keyStart, keyLength);
+      ints[at + HASH] = hash;
+      this.indexNewest(node, chunk, keyStart, keyLength, hash, this.lsnOf(node));
+    }
+    this.indexed = true;
+  }
+
   private growIndex(): void {
     const index = new Int32Array(this.index.length * 2);
     const mask = index.length - 1;
@@ -409,7 +489,7 @@ class Arena {
     // Chunks grow with the arena, so a small memtable holds little unused memory.
     const chunkBytes = Math.min(ARENA_CHUNK_BYTES_MAX, Math.max(ARENA_CHUNK_BYTES_MIN, this.sizeBytes));
     const large = bytes > chunkBytes / 4; // Gets a Buffer of its own; the current chunk stays.
-    this.chunks.push(Buffer.allocUnsafeSlow(large ? bytes : chunkBytes));
+    this.chunks.push(Buffer.from(new SharedArrayBuffer(large ? bytes : chunkBytes)));
     this.lastChunk = this.chunks.length - 1;
     this.lastOffset = 0;
     if (large) return;
@@ -439,10 +519,15 @@ function hashKey(key: Buffer, start: number, length: number): number {
 }
 
 /** A copy of `array` with room for `length` elements. */
-function grown(array: Int32Array, length: number): Int32Array<ArrayBuffer> {
-  const next = new Int32Array(length);
+function grown(array: Int32Array, length: number): Int32Array {
+  const next = sharedInt32(length);
   next.set(array);
   return next;
+}
+
+/** Zeroed int32s in shared memory (a flush worker reads them where they are). */
+function sharedInt32(length: number): Int32Array {
+  return new Int32Array(new SharedArrayBuffer(length * 4));
 }
 
 /**

@@ -98,14 +98,18 @@ export interface RunResult {
   readonly crashed: boolean;
 }
 
-/** Runs the workload until it ends or the first error (a simulated crash, usually). */
-export async function run(store: DocumentStore, groups: Step[][], setup: () => Promise<void>, errors: unknown[] = []): Promise<RunResult> {
+/**
+ * Runs the workload until it ends or the first error (a simulated crash, usually).
+ * `beforeGroup` is called before each group starts, with the transactions acknowledged so far.
+ */
+export async function run(store: DocumentStore, groups: Step[][], setup: () => Promise<void>, errors: unknown[] = [], beforeGroup?: (index: number, acknowledged: ReadonlyMap<number, number>) => void): Promise<RunResult> {
   const acknowledged = new Map<number, number>();
   const changes = new Map<number, 'create-side' | 'drop-side'>();
   let crashed = false;
   try {
     await setup();
-    for (const group of groups) {
+    for (const [index, group] of groups.entries()) {
+      beforeGroup?.(index, acknowledged);
       const outcomes = await Promise.allSettled(group.map((step) => runStep(store, step, acknowledged, changes)));
       for (const outcome of outcomes) if (outcome.status === 'rejected') errors.push(outcome.reason);
       const failure = outcomes.find((outcome) => outcome.status === 'rejected' && !isExpected(outcome.reason));

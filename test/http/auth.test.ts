@@ -10,6 +10,7 @@ import { mkdtempSync } from 'node:fs';
 import { writeFile as writeFileAsync } from 'node:fs/promises';
 import * as path from 'node:path';
 import { Writable } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { parse } from 'yaml';
 import { buildApp } from '../../server/app.js';
@@ -64,6 +65,9 @@ const FIXTURES: Record<string, Fixture> = {
   'POST /replication/feedback': { roles: REPLICAS, ok: 204, request: () => ({ url: '/replication/feedback', ...json({ name: 's', term: 1, written: 0, durable: 0, replayed: 0 }) }) },
   // A primary refuses to be promoted (409) once past the role check.
   'POST /admin/promote': { roles: ADMIN, ok: 409, request: () => ({ url: '/admin/promote' }) },
+  'GET /admin/checkpoint': { roles: ADMIN, ok: 200, request: () => ({ url: '/admin/checkpoint' }) },
+  // Into a directory that is not empty (this test's own): refused (409) once past the role check, writing nothing.
+  'POST /admin/checkpoint': { roles: ADMIN, ok: 409, request: () => ({ url: '/admin/checkpoint', ...json({ directory: path.dirname(fileURLToPath(import.meta.url)) }) }) },
 };
 
 function fixtureOf(method: string, url: string): Fixture | undefined {

@@ -5,7 +5,7 @@
 
 import t from 'tap';
 import { spawn, execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { writeFile } from 'node:fs/promises';
 import { Agent, request } from 'undici';
@@ -73,6 +73,16 @@ t.test('HTTPS with --tls-cert/--tls-key, tokens from the CLI, docket load --toke
 
   const listed = await request(`${server.url}/collections/comments/docs?limit=1000`, { dispatcher, headers: { authorization: `Bearer ${token}` } });
   t.equal((JSON.parse(await listed.body.text()) as { documents: unknown[] }).documents.length, 50, 'every line stored');
+
+  // docket backup over HTTPS: an admin token and the CA; a readwrite token is refused.
+  const forbidden = await run(['backup', '--url', server.url, '--ca-file', cert, '--token', token, '--quiet', path.join(dir, 'backup-rw')]);
+  t.equal(forbidden.code, 3, 'a backup with a readwrite token fails');
+  t.match(forbidden.stderr, /403 DOCKET_ERR_AUTH_FORBIDDEN/);
+  const backedUp = await run(['backup', '--url', server.url, '--ca-file', cert, '--json', '--quiet', path.join(dir, 'backup')], { env: { DOCKET_TOKEN: admin } });
+  t.equal(backedUp.code, 0, backedUp.stderr);
+  t.match(JSON.parse(backedUp.stdout), { tsn: 2 });
+  t.ok(existsSync(path.join(dir, 'backup', 'CHECKPOINT')), 'the backup is complete');
+  t.notOk(backedUp.stderr.includes(admin.split('_').slice(2).join('_')), 'docket backup prints no secret');
 
   // Revoked with the CLI while the server runs: refused from the next request on.
   const id = token.split('_')[1]!;

@@ -2,7 +2,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { compareKeys, EntryKind, type Entry } from '../../storage/entry.js';
 import type { InternalIterator } from '../../storage/iterator.js';
-import { Memtable } from '../../storage/memtable/memtable.js';
+import { Memtable, type MemtableImage } from '../../storage/memtable/memtable.js';
 
 // Keys from a small alphabet with zero bytes, short and long, many sharing long prefixes: the
 // cases where a cached prefix or a skipped range could go wrong.
@@ -84,12 +84,16 @@ async function walk(iterator: InternalIterator, key?: Buffer): Promise<string[]>
 }
 
 // A run of ascending ids (as a bulk load writes them: the append path), keys from anywhere (the
-// search path), and earlier keys again under a higher or a lower LSN (both paths, one key).
+// search path), earlier keys again under a higher or a lower LSN (both paths, one key), fields of
+// the latest id in any order (the search from the tails), and point reads between inserts (the
+// index is built by the first and kept from then on).
 const insertArbitrary = fc.tuple(
   fc.oneof(
     { weight: 6, arbitrary: fc.constant({ op: 'next' as const }) },
     { weight: 2, arbitrary: keyArbitrary.map((key) => ({ op: 'key' as const, key })) },
     { weight: 2, arbitrary: fc.nat(40).map((back) => ({ op: 'again' as const, back })) },
+    { weight: 3, arbitrary: fc.nat(40).map((field) => ({ op: 'field' as const, field })) },
+    { weight: 1, arbitrary: fc.nat(40).map((back) => ({ op: 'read' as const, back })) },
   ),
   fc.boolean(),
 );
@@ -100,11 +104,20 @@ t.test('appends mixed with out-of-order inserts read back as a sorted model, for
       const memtable = new Memtable();
       const model: Entry[] = [];
       let id = 0;
+      const idKey = (n: number): string => `t1_comments/${n.toString(36).padStart(7, '0')}`;
       for (const [i, [insert, lsnDown]] of inserts.entries()) {
+        if (insert.op === 'read') {
+          if (model.length === 0) continue;
+          const probe = model[model.length - 1 - (insert.back % model.length)]!.key;
+          const newest = [...model].sort(internalOrder).find((e) => e.key.equals(probe));
+          if (show(memtable.get(probe, Number.MAX_SAFE_INTEGER)) !== show(newest)) return false;
+          continue;
+        }
         const key =
           insert.op === 'key' ? insert.key
           : insert.op === 'again' && model.length > 0 ? model[model.length - 1 - (insert.back % model.length)]!.key
-          : Buffer.from(`t1_comments/${(id++).toString(36).padStart(7, '0')}\x02`);
+          : insert.op === 'field' ? Buffer.from(`${idKey(Math.max(id - 1, 0))}\x00${String.fromCharCode(insert.field)}`)
+          : Buffer.from(`${idKey(id++)}\x02`);
         // Unique LSNs, rising or falling, so a key's later insert may be newer or older.
         const entry: Entry = { key, lsn: lsnDown ? 1_000_000 - i : i + 1, kind: i % 7 === 3 ? EntryKind.DELETE : EntryKind.PUT, value: Buffer.from(`v${i}`) };
         memtable.add(entry);
@@ -126,7 +139,7 @@ t.test('appends mixed with out-of-order inserts read back as a sorted model, for
       }
       return true;
     }),
-    { numRuns: 100 },
+    { numRuns: 200 },
   );
 });
 
@@ -246,17 +259,30 @@ t.test('sizeBytes grows by at least the key and value bytes of each add, and sta
   );
 });
 
-t.test('a flush encodes the memtable straight from its arena: the entries in internal order, as decodeEntries reads them', async (t) => {
-  const { decodeEntries, encodeMemtable } = await import('../../storage/compaction/table-job.js');
-  const details = fc.check(
-    fc.property(fc.array(fc.tuple(keyArbitrary, fc.uint8Array({ maxLength: 100 }), fc.boolean()), { maxLength: 300 }), (items) => {
+t.test('a flush carries the memtable as an image of shared memory: read where it lies, the entries in internal order', async (t) => {
+  const { MessageChannel } = await import('node:worker_threads');
+  const channel = new MessageChannel();
+  const crossed = (image: MemtableImage): Promise<MemtableImage> =>
+    new Promise((resolve) => {
+      channel.port2.once('message', resolve);
+      channel.port1.postMessage(image); // Structured clone, as a flush job to the worker.
+    });
+  let runs = 0;
+  let shared = true;
+  await fc.assert(
+    fc.asyncProperty(fc.array(fc.tuple(keyArbitrary, fc.uint8Array({ maxLength: 100 }), fc.boolean()), { maxLength: 300 }), async (items) => {
+      runs++;
       const memtable = new Memtable();
       items.forEach(([key, value, tombstone], i) => memtable.add({ key, lsn: i + 1, kind: tombstone ? EntryKind.DELETE : EntryKind.PUT, value: tombstone ? Buffer.alloc(0) : Buffer.from(value) }));
-      const decoded = decodeEntries(encodeMemtable(memtable)).map(show);
-      return JSON.stringify(decoded) === JSON.stringify([...memtable.entries()].map(show)) && decoded.length === items.length;
+      const image = await crossed(memtable.image());
+      shared &&= image.ints.buffer instanceof SharedArrayBuffer && image.chunks.every((chunk) => chunk.byteLength === 0 || chunk.buffer instanceof SharedArrayBuffer);
+      const read = Memtable.fromImage(image);
+      const expected = [...memtable.entries()].map(show);
+      return JSON.stringify([...read.entries()].map(show)) === JSON.stringify(expected) && JSON.stringify(await walk(read.iterator())) === JSON.stringify(expected) && expected.length === items.length;
     }),
     { numRuns: 300, seed: 20261203 },
   );
-  t.equal(details.failed, false, fc.defaultReportMessage(details) ?? '');
-  t.equal(details.numRuns, 300, 'random memtables encoded and decoded');
+  channel.port1.close();
+  t.equal(runs, 300, 'random memtables crossed a message port and read back');
+  t.ok(shared, 'the image crossed as shared memory, not a copy');
 });
