@@ -5,7 +5,8 @@
 
 import { Readable } from 'node:stream';
 import * as path from 'node:path';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyReply } from 'fastify';
+import type { CheckpointSource } from '../src/checkpoint/checkpoint.js';
 import { DocketError, DocketErrorCode } from '../src/errors.js';
 import * as limits from '../src/limits.js';
 import type { Docket } from '../server/http/context.js';
@@ -18,18 +19,7 @@ import { writeCheckpoint } from '../src/checkpoint/target.js';
 export const adminRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app, { docket }) => {
   // No automatic HEAD: it would capture a checkpoint (pinning tables and binlog) to send nothing.
   app.get<{ Querystring: { flush?: string } }>('/admin/checkpoint', { exposeHeadRoute: false }, async (request, reply) => {
-    const source = await docket.store.checkpoint({ flush: flushOf(request.query.flush) });
-    const { sizeBytes, chunks } = streamCheckpoint(source);
-    // A read that fails mid-stream destroys the response: the client sees a truncated stream.
-    const body = Readable.from(chunks, { objectMode: false });
-    body.once('close', () => source.release());
-    // A client that stops reading stops the socket's progress: cut it, which releases the pins.
-    reply.raw.setTimeout(limits.CHECKPOINT_STREAM_IDLE_MS_MAX, () => reply.raw.destroy());
-    void reply
-      .header('content-type', CHECKPOINT_MEDIA_TYPE)
-      .header('content-length', String(sizeBytes))
-      .header('x-docket-checkpoint-tsn', String(source.descriptor.tsn));
-    return reply.send(body);
+    return sendCheckpoint(reply, await docket.store.checkpoint({ flush: flushOf(request.query.flush) }));
   });
 
   app.post('/admin/checkpoint', async (request, reply) => {
@@ -45,8 +35,27 @@ export const adminRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app, {
   });
 };
 
+/**
+ * Streams a captured checkpoint as the response (GET /admin/checkpoint, GET
+ * /replication/checkpoint), releasing it when the stream ends however it ends.
+ */
+export function sendCheckpoint(reply: FastifyReply, source: CheckpointSource, headers: Record<string, string> = {}): FastifyReply {
+  const { sizeBytes, chunks } = streamCheckpoint(source);
+  // A read that fails mid-stream destroys the response: the client sees a truncated stream.
+  const body = Readable.from(chunks, { objectMode: false });
+  body.once('close', () => source.release());
+  // A client that stops reading stops the socket's progress: cut it, which releases the pins.
+  reply.raw.setTimeout(limits.CHECKPOINT_STREAM_IDLE_MS_MAX, () => reply.raw.destroy());
+  void reply
+    .headers(headers)
+    .header('content-type', CHECKPOINT_MEDIA_TYPE)
+    .header('content-length', String(sizeBytes))
+    .header('x-docket-checkpoint-tsn', String(source.descriptor.tsn));
+  return reply.send(body);
+}
+
 /** `flush=true|false` (default false). */
-function flushOf(text: string | undefined): boolean {
+export function flushOf(text: string | undefined): boolean {
   if (text === undefined || text === 'false') return false;
   if (text === 'true') return true;
   throw new DocketError(DocketErrorCode.INVALID_ARGUMENT, `flush is true or false, not ${JSON.stringify(text.slice(0, 20))}`);

@@ -1,5 +1,6 @@
 // Replication over HTTP (docs/REPLICATION.md):
 //   GET  /replication/binlog    a standby's stream of framed binlog records (permission replicate)
+//   GET  /replication/checkpoint  a checkpoint a new standby starts from, with the term history (replicate)
 //   POST /replication/feedback  a standby's written / durable / replayed TSNs (replicate)
 //   POST /admin/promote         standby -> primary (admin)
 // and the hooks every route shares: a standby refuses writes naming its primary; a write waits
@@ -12,9 +13,11 @@ import { isCommitLevel, type CommitLevel, type Feedback } from '../src/replicati
 import type { Docket } from '../server/http/context.js';
 import { parseJson } from '../server/http/json.js';
 import { JsonText } from '../src/documents/json-text.js';
+import type { TermState } from '../src/replication/term.js';
+import { flushOf, sendCheckpoint } from './admin.js';
 
 const WRITE_METHODS = new Set(['PUT', 'POST', 'PATCH', 'DELETE']);
-const OWN_ROUTES = new Set(['/replication/binlog', '/replication/feedback', '/admin/promote']);
+const OWN_ROUTES = new Set(['/replication/binlog', '/replication/checkpoint', '/replication/feedback', '/admin/promote']);
 const TSN_PATTERN = /^(0|[1-9][0-9]{0,15})$/;
 
 const binlogQuery = {
@@ -80,6 +83,20 @@ export const replicationRoutes: FastifyPluginAsync<{ docket: Docket }> = async (
       docket.shutdownSignal.removeEventListener('abort', onEnd);
       stop.abort();
     }
+  });
+
+  // A new standby starts from this (server/replication.ts, seedStandby), then pulls the binlog
+  // from the checkpoint's TSN + 1. The term history says in which term each of its records was
+  // written, so the standby's first pull passes the log-matching check.
+  app.get<{ Querystring: { flush?: string } }>('/replication/checkpoint', { exposeHeadRoute: false }, async (request, reply) => {
+    docket.store;
+    const source = docket.replication?.source;
+    if (!source) throw new DocketError(DocketErrorCode.REPLICATION_ROLE, `this server is a standby of ${docket.replication?.primary ?? 'another server'}: a standby starts from a primary's checkpoint`);
+    const checkpoint = await docket.store.checkpoint({ flush: flushOf(request.query.flush) });
+    const { term, history } = docket.replication!.terms.state;
+    const own = history.filter((start) => start.startTsn <= checkpoint.descriptor.tsn);
+    const terms: TermState = { term, history: own.length > 0 ? own : history.slice(0, 1) };
+    return sendCheckpoint(reply, checkpoint, { 'x-docket-term-history': JSON.stringify(terms) });
   });
 
   app.post<{ Body: unknown }>('/replication/feedback', async (request, reply) => {

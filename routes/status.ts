@@ -26,7 +26,7 @@ export const statusRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app, 
       ...stats,
       sync: { mode: docket.config.sync, ...(docket.config.sync === 'periodic' ? { intervalMs: docket.config.syncIntervalMs } : {}) },
       ...(docket.overload ? { overload: docket.overload.stats() } : {}),
-      ...(docket.replication ? { replication: docket.replication.stats() } : {}),
+      ...(docket.replication ? { replication: { ...docket.replication.stats(), ...(docket.seeded ? { seeded: docket.seeded } : {}) } } : {}),
     };
   });
 };

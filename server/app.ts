@@ -27,7 +27,7 @@ import { bulkRoutes } from '../routes/bulk.js';
 import { metricsRoutes } from '../routes/metrics.js';
 import { openapiRoutes } from '../routes/openapi.js';
 import { replicationRoutes } from '../routes/replication.js';
-import { startReplication } from './replication.js';
+import { seedStandby, startReplication } from './replication.js';
 import { adminRoutes } from '../routes/admin.js';
 
 declare module 'fastify' {
@@ -84,8 +84,15 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   let guard: OverloadGuard | undefined;
   await app.register(securityPlugin, { config, ...(options.eventLoopDelayProbe ? { probe: options.eventLoopDelayProbe } : {}), onGuard: (created) => (guard = created) });
 
-  const docket = new Docket(config, (onReplayProgress) =>
-    DocumentStore.open({
+  const docket = new Docket(config, async (onReplayProgress) => {
+    // A new standby starts from its primary's checkpoint (the real file system only: tests on the
+    // simulated one seed nothing).
+    const log = (level: 'info' | 'warn' | 'error', message: string, detail?: object): void => app.log[level](detail ?? {}, message);
+    if (config.replicaOf !== '' && !options.store?.fileSystem) {
+      const seeded = await seedStandby(config, log); // The Docket exists once this resolves (it calls this from its constructor).
+      docket.seeded = seeded;
+    }
+    return DocumentStore.open({
       onReplayProgress,
       directory: path.resolve(config.dataDirectory),
       sync: config.sync === 'periodic' ? { mode: 'periodic', intervalMs: config.syncIntervalMs } : { mode: 'immediate' },
@@ -96,15 +103,14 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     }).then(async (store) => {
       // The replication role before the store serves: a standby refuses writes from the first request.
       try {
-        const log = (level: 'info' | 'warn' | 'error', message: string, detail?: object): void => app.log[level](detail ?? {}, message);
         docket.replication = await startReplication(store, config, { ...(options.store?.fileSystem ? { fileSystem: options.store.fileSystem } : {}), ...(options.store?.binlogSegmentSizeBytes ? { segmentSizeBytes: options.store.binlogSegmentSizeBytes } : {}), log });
       } catch (error) {
         await store.close().catch(() => undefined);
         throw error;
       }
       return store;
-    }),
-  );
+    });
+  });
   docket.overload = guard;
   app.decorate('docket', docket);
 

@@ -6,9 +6,13 @@ import * as path from 'node:path';
 import { RealFileSystem, type FileSystem } from '../storage/index.js';
 import { BINLOG_SEGMENT_SIZE_BYTES_DEFAULT } from '../src/binlog/binlog.js';
 import type { DocumentStore } from '../src/store.js';
-import { HttpPrimaryLink } from '../src/replication/http-link.js';
+import { HttpPrimaryLink, refusal } from '../src/replication/http-link.js';
 import { ReplicationNode } from '../src/replication/node.js';
-import { TermFile } from '../src/replication/term.js';
+import { termStateOf, TermFile, type TermState } from '../src/replication/term.js';
+import { COMPLETE_MARKER, INCOMPLETE_MARKER } from '../src/checkpoint/checkpoint.js';
+import { installCheckpoint } from '../src/checkpoint/stream.js';
+import { DocketError, DocketErrorCode } from '../src/errors.js';
+import { rm } from 'node:fs/promises';
 import type { Config } from './config.js';
 
 export type ReplicationLog = (level: 'info' | 'warn' | 'error', message: string, detail?: object) => void;
@@ -53,12 +57,68 @@ export async function startReplication(store: DocumentStore, config: Readonly<Co
 }
 
 /**
- * THE SEAM for the checkpoint bootstrap (built on the `checkpoint` branch, not here): a standby
- * that cannot follow its primary's log (empty while the primary purged what it needs, or with a
- * diverged history) would fetch a checkpoint here, replace its data directory with it, and
- * resume following from the checkpoint's TSN. Until then the standby keeps refusing, visibly:
- * /stats shows phase `checkpoint-needed` and the log says why.
+ * A running standby that cannot follow its primary's log (it needs records the primary purged,
+ * or its history diverged) is not rebuilt in place: that would mean replacing the data
+ * directory under an open store. It keeps refusing, visibly (/stats phase `checkpoint-needed`,
+ * the log says why); restarting it on an empty data directory seeds it afresh (seedStandby).
  */
-async function bootstrapFromCheckpoint(): Promise<void> {
-  // Not built: see docs/REPLICATION.md, "Checkpoints".
+async function bootstrapFromCheckpoint(): Promise<void> {}
+
+/** What seeding a standby did: the checkpoint's last TSN, its bytes, how long it took. */
+export interface Seeded {
+  readonly tsn: number;
+  readonly bytes: number;
+  readonly ms: number;
 }
+
+/**
+ * A new standby (`--replica-of` with a data directory that is absent or empty) starts from a
+ * checkpoint of its primary, streamed from GET /replication/checkpoint (flushed first, so it
+ * holds almost no binlog), rather than replaying the primary's whole history, which the primary
+ * may no longer hold. The term history comes with it and is written into the directory before
+ * the checkpoint's COMPLETE marker, so the first pull (from the checkpoint's TSN + 1) passes the
+ * primary's log-matching check. A seeding cut short leaves a directory marked incomplete; the
+ * next start takes it as empty (it holds nothing else: installCheckpoint wrote it into an empty
+ * directory) and seeds again. Resolves undefined when the directory already holds a store.
+ */
+export async function seedStandby(config: Readonly<Config>, log: ReplicationLog): Promise<Seeded | undefined> {
+  const fileSystem = new RealFileSystem();
+  const directory = path.resolve(config.dataDirectory);
+  if (await fileSystem.exists(directory)) {
+    const names = await fileSystem.list(directory);
+    const cutShort = names.includes(INCOMPLETE_MARKER) && !names.includes(COMPLETE_MARKER);
+    if (names.length > 0 && !cutShort) return undefined;
+    if (cutShort) {
+      log('warn', `${directory} holds a seeding from a checkpoint that was cut short: seeding again`);
+      await rm(directory, { recursive: true, force: true });
+    }
+  }
+  const started = Date.now();
+  const primary = config.replicaOf.replace(/\/+$/, '');
+  log('info', `seeding this standby from a checkpoint of ${primary}`);
+  const response = await fetch(`${primary}/replication/checkpoint?flush=true`, { headers: config.replicaToken === '' ? {} : { authorization: `Bearer ${config.replicaToken}` } });
+  if (response.status !== 200 || !response.body) throw await refusal(response);
+  let terms: TermState;
+  try {
+    terms = termStateOf(JSON.parse(response.headers.get('x-docket-term-history') ?? ''));
+  } catch (error) {
+    await response.body.cancel().catch(() => undefined);
+    throw new DocketError(DocketErrorCode.CHECKPOINT_CORRUPT, `${primary} sent a checkpoint without a valid X-Docket-Term-History header: ${(error as Error).message}`);
+  }
+  let reported = 0;
+  const descriptor = await installCheckpoint(
+    response.body as unknown as AsyncIterable<Uint8Array>,
+    { fileSystem, directory, beforeComplete: async (into) => (await TermFile.open(fileSystem, into)).save(terms) },
+    ({ bytes, totalBytes }) => {
+      if (bytes < reported + SEED_PROGRESS_BYTES && bytes < totalBytes) return;
+      reported = bytes;
+      log('info', `seeding: ${Math.round(bytes / 2 ** 20)} of ${Math.round(totalBytes / 2 ** 20)} MiB`);
+    },
+  );
+  const seeded = { tsn: descriptor.tsn, bytes: descriptor.files.reduce((sum, file) => sum + file.sizeBytes, 0), ms: Date.now() - started };
+  log('info', `seeded from a checkpoint of ${primary} through TSN ${seeded.tsn} (${seeded.bytes} bytes in ${seeded.ms} ms); following from TSN ${seeded.tsn + 1}`, seeded);
+  return seeded;
+}
+
+/** Seeding logs its progress every this many bytes. */
+const SEED_PROGRESS_BYTES = 64 * 2 ** 20;

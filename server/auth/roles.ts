@@ -48,6 +48,7 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, Permission>> = {
   'GET /docs': 'public',
   'GET /docs/:file': 'public',
   'GET /replication/binlog': 'replicate',
+  'GET /replication/checkpoint': 'replicate',
   'POST /replication/feedback': 'replicate',
   'POST /admin/promote': 'admin',
   'GET /admin/checkpoint': 'admin',

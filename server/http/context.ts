@@ -6,6 +6,7 @@ import { DocketError, DocketErrorCode } from '../../src/errors.js';
 import type { DocumentStore } from '../../src/store.js';
 import type { Config } from '../config.js';
 import type { ReplicationNode } from '../../src/replication/node.js';
+import type { Seeded } from '../replication.js';
 import type { OverloadGuard } from './overload.js';
 
 export type Phase = 'recovering' | 'ready' | 'closing' | 'failed';
@@ -25,6 +26,8 @@ export class Docket {
   overload: OverloadGuard | undefined;
   /** The replication role, set once the store is open, before it serves (server/replication.ts). */
   replication: ReplicationNode | undefined;
+  /** How this standby was seeded from its primary's checkpoint, if it was (server/replication.ts). */
+  seeded: Seeded | undefined;
   private progress: RecoveryProgress | undefined;
   /** The phases a 503 has been logged in: once each (see unavailableNotice). */
   private readonly noticed = new Set<Phase>();

@@ -17,6 +17,8 @@ export const CHECKPOINT_FILE_NAME_PATTERN = /^(engine|binlog)\/[A-Za-z0-9][A-Za-
 export interface TargetOptions {
   readonly fileSystem: FileSystem;
   readonly directory: string;
+  /** Runs once every file is durable, before the COMPLETE marker: what must be there when it is (a standby's term file). */
+  readonly beforeComplete?: (directory: string) => Promise<void>;
 }
 
 /** Bytes written so far of the total; called after each chunk. */
@@ -28,6 +30,7 @@ export class CheckpointTarget {
   private constructor(
     readonly fileSystem: FileSystem,
     readonly directory: string,
+    private readonly beforeComplete?: (directory: string) => Promise<void>,
   ) {}
 
   /**
@@ -41,7 +44,7 @@ export class CheckpointTarget {
     }
     await fileSystem.mkdir(directory);
     await fileSystem.syncDirectory(path.dirname(path.resolve(directory)));
-    const target = new CheckpointTarget(fileSystem, directory);
+    const target = new CheckpointTarget(fileSystem, directory, options.beforeComplete);
     await target.writeSmallFile(INCOMPLETE_MARKER, Buffer.from('a checkpoint is being written here; it is complete only once CHECKPOINT exists\n'));
     await fileSystem.syncDirectory(directory);
     for (const name of CHECKPOINT_SUBDIRECTORIES) await fileSystem.mkdir(path.join(directory, name));
@@ -76,6 +79,7 @@ export class CheckpointTarget {
   /** Every file is durable: make the directory entries durable, then write the COMPLETE marker. */
   async complete(descriptor: CheckpointDescriptor): Promise<void> {
     for (const name of CHECKPOINT_SUBDIRECTORIES) await this.fileSystem.syncDirectory(path.join(this.directory, name));
+    await this.beforeComplete?.(this.directory);
     const temporary = `${COMPLETE_MARKER}.tmp`;
     await this.writeSmallFile(temporary, Buffer.from(`${JSON.stringify(descriptor, null, 1)}\n`));
     await this.fileSystem.rename(path.join(this.directory, temporary), path.join(this.directory, COMPLETE_MARKER));

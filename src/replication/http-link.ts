@@ -43,7 +43,8 @@ export class HttpPrimaryLink implements PrimaryLink {
   }
 }
 
-async function refusal(response: Response): Promise<Error> {
+/** A primary's non-2xx answer as an Error: a DocketError with its code when the body is Docket's. */
+export async function refusal(response: Response): Promise<Error> {
   const text = await response.text().catch(() => '');
   try {
     const body = JSON.parse(text) as { code?: string; message?: string };

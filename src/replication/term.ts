@@ -50,12 +50,9 @@ export class TermFile {
     if (!(await fs.exists(file))) return new TermFile(fs, directory, INITIAL_TERM);
     let state: TermState;
     try {
-      const body = JSON.parse((await fs.readFile(file)).toString('utf8')) as { format?: unknown; term?: unknown; history?: unknown };
-      if (body.format !== FORMAT || !isTerm(body.term) || !Array.isArray(body.history)) throw new Error('unexpected shape');
-      const history = body.history as TermStart[];
-      if (history.length === 0 || !history.every((h, i) => isTerm(h?.term) && Number.isSafeInteger(h.startTsn) && h.startTsn >= 1 && (i === 0 || (h.term > history[i - 1]!.term && h.startTsn >= history[i - 1]!.startTsn)))) throw new Error('bad history');
-      if (history.at(-1)!.term > body.term) throw new Error('history beyond the term');
-      state = { term: body.term, history };
+      const body = JSON.parse((await fs.readFile(file)).toString('utf8')) as { format?: unknown };
+      if (body.format !== FORMAT) throw new Error('unexpected shape');
+      state = termStateOf(body);
     } catch (error) {
       throw new DocketError(DocketErrorCode.RECOVERY_MISMATCH, `${file} is not a valid term file: ${(error as Error).message}`);
     }
@@ -113,6 +110,16 @@ export class TermFile {
     await this.save({ term, history: [...this.current.history.filter((h) => h.startTsn <= lastTsn), { term, startTsn: lastTsn + 1 }] });
     return term;
   }
+}
+
+/** `{term, history}` checked: terms rise, start TSNs do not fall, the last term is at most `term`. Throws an Error saying what is wrong. */
+export function termStateOf(value: unknown): TermState {
+  const body = value as { term?: unknown; history?: unknown } | null;
+  if (typeof body !== 'object' || body === null || !isTerm(body.term) || !Array.isArray(body.history)) throw new Error('unexpected shape');
+  const history = body.history as TermStart[];
+  if (history.length === 0 || !history.every((h, i) => isTerm(h?.term) && Number.isSafeInteger(h.startTsn) && h.startTsn >= 1 && (i === 0 || (h.term > history[i - 1]!.term && h.startTsn >= history[i - 1]!.startTsn)))) throw new Error('bad history');
+  if (history.at(-1)!.term > body.term) throw new Error('history beyond the term');
+  return { term: body.term, history: history.map(({ term, startTsn }) => ({ term, startTsn })) };
 }
 
 function isTerm(value: unknown): value is number {

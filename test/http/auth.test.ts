@@ -62,6 +62,7 @@ const FIXTURES: Record<string, Fixture> = {
   'GET /docs/:file': { roles: PUBLIC, ok: 200, request: () => ({ url: '/docs/swagger-ui.css' }) },
   // An endless stream for a caller let in; from=0 makes it answer (400) once past the role check.
   'GET /replication/binlog': { roles: REPLICAS, ok: 400, request: () => ({ url: '/replication/binlog?name=s&from=0' }) },
+  'GET /replication/checkpoint': { roles: REPLICAS, ok: 400, request: () => ({ url: '/replication/checkpoint?flush=maybe' }) },
   'POST /replication/feedback': { roles: REPLICAS, ok: 204, request: () => ({ url: '/replication/feedback', ...json({ name: 's', term: 1, written: 0, durable: 0, replayed: 0 }) }) },
   // A primary refuses to be promoted (409) once past the role check.
   'POST /admin/promote': { roles: ADMIN, ok: 409, request: () => ({ url: '/admin/promote' }) },
