@@ -5,7 +5,8 @@
 // is what follows the last one.
 //
 // The total order (docs/DESIGN.md, "Indexes"):
-//   null < false < true < numbers < strings < arrays < objects
+//   missing < null < false < true < numbers < strings < arrays < objects
+//   missing   an index field the document lacks (only in index keys: every document has a key)
 //   numbers   by exact decimal value, at every precision the text has: 1, 1.0 and 10e-1 are
 //             equal; 0.1 < 0.10000000000000001 (a double would make them equal). The decimal
 //             exponent is held in 32 bits: numbers beyond 10^±2147483646 order as that bound.
@@ -13,13 +14,14 @@
 //   arrays    element by element, a prefix first.
 //   objects   member by member in their stored order (name, then value), a prefix first.
 //
-//   null 02 | false 03 | true 04 | zero 06
+//   missing 01 | null 02 | false 03 | true 04 | zero 06
 //   positive  07 exponent:u32be(E + 2^31) digit{n}:(1 + d) 00      value = 0.d1..dn × 10^E, d1, dn ≠ 0
 //   negative  05 the same exponent and digits, each byte inverted, then FF
 //   string    08 code points as WTF-8 (00 → 00 FF) 00 01
 //   array     09 element* 00
 //   object    0A (01 name:string-without-tag value)* 00
 
+export const TAG_MISSING = 0x01;
 const TAG_NULL = 0x02;
 const TAG_FALSE = 0x03;
 const TAG_TRUE = 0x04;
@@ -282,7 +284,7 @@ export function skipEncoded(bytes: Buffer, at: number, inverted: boolean): numbe
   const x = inverted ? 0xff : 0;
   const tag = bytes[at]! ^ x;
   at++;
-  if (tag === TAG_NULL || tag === TAG_FALSE || tag === TAG_TRUE || tag === TAG_ZERO) return at;
+  if (tag === TAG_MISSING || tag === TAG_NULL || tag === TAG_FALSE || tag === TAG_TRUE || tag === TAG_ZERO) return at;
   if (tag === TAG_POSITIVE || tag === TAG_NEGATIVE) {
     at += 4;
     const end = (tag === TAG_POSITIVE ? 0 : 0xff) ^ x;
@@ -310,11 +312,15 @@ function skipString(bytes: Buffer, at: number, x: number): number {
   }
 }
 
+/** What decodeEncoded gives for a field the document lacks. */
+export const MISSING = Symbol('missing');
+
 /** The JavaScript value (JSON.parse-like: numbers as doubles) of the encoding at `at`; returns it with the offset past it. */
 export function decodeEncoded(bytes: Buffer, at: number, inverted: boolean): { value: unknown; end: number } {
   const x = inverted ? 0xff : 0;
   const tag = bytes[at]! ^ x;
   at++;
+  if (tag === TAG_MISSING) return { value: MISSING, end: at };
   if (tag === TAG_NULL) return { value: null, end: at };
   if (tag === TAG_FALSE) return { value: false, end: at };
   if (tag === TAG_TRUE) return { value: true, end: at };
