@@ -26,6 +26,7 @@ import { changesRoutes } from '../routes/changes.js';
 import { bulkRoutes } from '../routes/bulk.js';
 import { metricsRoutes } from '../routes/metrics.js';
 import { openapiRoutes } from '../routes/openapi.js';
+import { indexRoutes } from '../routes/indexes.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -118,6 +119,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(documentRoutes, { docket });
   await app.register(changesRoutes, { docket });
   await app.register(bulkRoutes, { docket });
+  await app.register(indexRoutes, { docket });
   await app.register(openapiRoutes, { docket });
 
   // A request its client abandons (a reset, a closed socket) never logs "request completed";

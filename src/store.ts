@@ -119,6 +119,8 @@ export interface StoreStats {
   readonly engine: EngineStats;
   readonly epochs: EpochStats | undefined;
   readonly documentCache: { hits: number; misses: number; hitRatio: number; usageBytes: number; capacityBytes: number; documents: number };
+  /** Secondary indexes: how many, and those not ready (a build's progress, a failed build's reason). */
+  readonly indexes: { count: number; notReady: Record<string, unknown>[] };
   readonly recovery: { replay: ReplayReport | undefined; binlog: BinlogOpenReport; engine: RecoveryReport };
 }
 
@@ -954,8 +956,19 @@ export class DocumentStore {
       engine: this.engine.stats(),
       epochs: this.epochs?.stats(),
       documentCache: this.documentCacheStats(),
+      indexes: this.indexStats(),
       recovery: { replay: this.replayReport, binlog: this.binlog.openReport, engine: this.engine.recoveryReport },
     };
+  }
+
+  private indexStats(): StoreStats['indexes'] {
+    let count = 0;
+    const notReady: Record<string, unknown>[] = [];
+    for (const collection of this.catalog.values()) {
+      count += collection.indexes.size;
+      for (const index of collection.indexes.values()) if (!index.ready) notReady.push({ collection: collection.name, ...index.info(collection.documents) });
+    }
+    return { count, notReady };
   }
 
   private documentCacheStats(): StoreStats['documentCache'] {
