@@ -270,25 +270,26 @@ export class Query {
       break;
     }
     const covered = [...this.paths].every((path) => fields.some((f) => f.field === path));
-    // The order the scan gives: the sort, less the fields fixed to one value, must be the index's next fields, all one way or all the other.
+    // The order the scan gives is the index's, and a field fixed to one value does not move it:
+    // the sort, less such fields, must be the index's fields less them, from the first on,
+    // all one way (a forward scan) or all the other (a reverse scan).
     let reverse = false;
     if (this.sort.length > 0) {
       const fixed = new Set(fields.slice(0, eq).map((f) => f.field).filter((f) => this.constraints.get(f)?.points?.length === 1));
       const sort = this.sort.filter((s) => !fixed.has(s.field));
+      const order = index.paths.map((p, i) => ({ field: fields[i]!.field, desc: p.desc })).filter((f) => !fixed.has(f.field));
       if (sort.length > 0) {
-        if (prefixes.length > 1) return undefined;
-        const rest = index.paths.slice(eq, eq + sort.length);
-        if (rest.length < sort.length || sort.some((s, j) => fields[eq + j]!.field !== s.field)) return undefined;
-        const same = sort.every((s, j) => s.desc === rest[j]!.desc);
-        const opposite = sort.every((s, j) => s.desc !== rest[j]!.desc);
+        if (order.length < sort.length || sort.some((s, j) => order[j]!.field !== s.field)) return undefined;
+        const same = sort.every((s, j) => s.desc === order[j]!.desc);
+        const opposite = sort.every((s, j) => s.desc !== order[j]!.desc);
         if (!same && !opposite) return undefined;
         reverse = opposite;
       }
     }
     if (this.kind === 'count' && this.groupBy !== undefined && !fields.some((f) => f.field === this.groupBy)) return undefined;
     const score = eq * 2 + (rangeAt >= 0 ? 1 : 0);
-    // An index that narrows nothing serves only an ordered scan (a sort) or a count it covers.
-    if (score === 0 && this.sort.length === 0 && !(this.kind === 'count' && covered)) return undefined;
+    // An index that narrows nothing serves only an ordered scan (a sort), a count it covers, or a count by one of its fields.
+    if (score === 0 && this.sort.length === 0 && !(this.kind === 'count' && (covered || this.groupBy !== undefined))) return undefined;
     const ranges: Range[] = [];
     for (const p of prefixes) {
       if (rangeAt < 0) {
