@@ -6,6 +6,9 @@
 import t from 'tap';
 import { SimFileSystem } from '../../storage/sim-file-system.js';
 import { DocumentStore } from '../../src/store.js';
+import type { Binlog } from '../../src/binlog/binlog.js';
+import { decodeTransaction } from '../../src/documents/record.js';
+import * as limits from '../../src/limits.js';
 
 async function open(fileSystem = new SimFileSystem()): Promise<{ store: DocumentStore; fileSystem: SimFileSystem }> {
   return { store: await DocumentStore.open({ directory: '/db', fileSystem, epochCheckIntervalMs: 0 }), fileSystem };
@@ -173,4 +176,28 @@ t.test('find: operators, ranges, sort, limit and a bookmark that resumes exactly
   ]) {
     await t.rejects(store.find('q', bad), { code: 'DOCKET_ERR_QUERY_INVALID' }, JSON.stringify(bad).slice(0, 60));
   }
+});
+
+t.test('the record: a write to a collection without indexes carries no index op; with one, only the keys that move', async (t) => {
+  const { store } = await open();
+  t.teardown(() => store.close());
+  const binlog = (store as unknown as { binlog: Binlog }).binlog;
+  const kinds = async (tsn: number): Promise<string[]> => {
+    for await (const record of binlog.read(tsn, { throughTsn: tsn })) return decodeTransaction(record.payload).ops.map((op) => op.kind);
+    throw new Error(`no record ${tsn}`);
+  };
+  await store.createCollection('plain');
+  await store.createCollection('indexed');
+  await store.createIndex('indexed', 'by_a', { fields: ['a'] });
+  t.same(await kinds((await store.put('plain', 'x', { a: 1, b: 2 })).tsn), ['write', 'count']);
+  t.same(await kinds((await store.put('indexed', 'x', { a: 1, b: 2 })).tsn), ['write', 'entries', 'count']);
+  t.same(await kinds((await store.patch('indexed', 'x', { b: 3 })).tsn), ['write', 'count'], 'a patch that leaves the indexed field alone moves no key');
+  t.same(await kinds((await store.patch('indexed', 'x', { a: 2 })).tsn), ['write', 'entries', 'count']);
+  // A key past INDEX_KEY_SIZE_BYTES_MAX is refused, and nothing is written.
+  const before = store.lastTsn;
+  await t.rejects(store.put('indexed', 'big', { a: 'x'.repeat(limits.INDEX_KEY_SIZE_BYTES_MAX) }), { code: 'DOCKET_ERR_INDEX_KEY_TOO_LARGE' });
+  t.equal(store.lastTsn, before, 'the refused write took no TSN');
+  t.equal(await store.get('indexed', 'big'), undefined);
+  await store.put('plain', 'big', { a: 'x'.repeat(limits.INDEX_KEY_SIZE_BYTES_MAX) });
+  t.same(await store.auditIndexes(), []);
 });
