@@ -293,7 +293,8 @@ export class Query {
     const ranges: Range[] = [];
     for (const p of prefixes) {
       if (rangeAt < 0) {
-        ranges.push(p.length === 0 ? { lower: undefined, upper: undefined } : { lower: { key: p, inclusive: true }, upper: successorBound(p) });
+        const after = p.length === 0 ? undefined : successorBound(p);
+        ranges.push(p.length === 0 ? { lower: undefined, upper: undefined } : { lower: { key: p, inclusive: true }, upper: after ? { key: after.key, inclusive: false } : undefined });
         continue;
       }
       const c = this.constraints.get(fields[rangeAt]!.field)!;
@@ -318,7 +319,6 @@ export class Query {
       if (lower && upper && Buffer.compare(lower.key, upper.key) >= 0) continue; // empty
       ranges.push({ lower, upper: upper ? { key: upper.key, inclusive: false } : undefined });
     }
-    // successorBound gives an exclusive upper bound as { inclusive: true } for a lower one; normalise.
     return { index, ranges, reverse, covered, score };
   }
 
