@@ -11,6 +11,7 @@ import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { DocketError, DocketErrorCode } from '../src/errors.js';
 import { isCommitLevel, type CommitLevel, type Feedback } from '../src/replication/levels.js';
 import type { Docket } from '../server/http/context.js';
+import { permissionOf } from '../server/auth/roles.js';
 import { parseJson } from '../server/http/json.js';
 import { JsonText } from '../src/documents/json-text.js';
 import type { TermState } from '../src/replication/term.js';
@@ -123,7 +124,8 @@ export const replicationRoutes: FastifyPluginAsync<{ docket: Docket }> = async (
     // Replication's own routes and the admin routes (promote, checkpoints) write no documents.
     if (route === undefined || OWN_ROUTES.has(route) || route.startsWith('/admin/')) return;
     const node = docket.replication;
-    if (WRITE_METHODS.has(request.method)) {
+    // A POST that only reads (find, explain, count: permission read) is a read.
+    if (WRITE_METHODS.has(request.method) && permissionOf(request.method, route) !== 'read') {
       if (!node) return;
       if (node.role === 'standby') {
         void reply.header('x-docket-primary', node.primary ?? '');

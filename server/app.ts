@@ -29,6 +29,7 @@ import { openapiRoutes } from '../routes/openapi.js';
 import { replicationRoutes } from '../routes/replication.js';
 import { seedStandby, startReplication } from './replication.js';
 import { adminRoutes } from '../routes/admin.js';
+import { indexRoutes } from '../routes/indexes.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -99,6 +100,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
       durability: config.durability,
       documentCacheBytes: config.documentCacheBytes,
       writeBufferBytes: config.writeBufferBytes,
+      standby: config.replicaOf !== '',
       ...options.store,
     }).then(async (store) => {
       // The replication role before the store serves: a standby refuses writes from the first request.
@@ -137,6 +139,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   await app.register(documentRoutes, { docket });
   await app.register(changesRoutes, { docket });
   await app.register(bulkRoutes, { docket });
+  await app.register(indexRoutes, { docket });
   await app.register(openapiRoutes, { docket });
   await app.register(replicationRoutes, { docket });
   await app.register(adminRoutes, { docket });

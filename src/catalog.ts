@@ -7,7 +7,8 @@ import type { ValidateFunction } from 'ajv';
 import { ByteReader, type Engine } from '../storage/index.js';
 import { DocketError, DocketErrorCode } from './errors.js';
 import { decodeHeader } from './documents/header.js';
-import { CATALOG_FAMILY, COLLECTION_KEY_PREFIX, DOCUMENT_COUNT_KEY_PREFIX, FIELD_ASSIGNMENT_KEY_PREFIX, metaFamily, FIRST_FIELD_FAMILY_NUMBER, META_FAMILY_NUMBER, OVERFLOW_FAMILY_NUMBER, parseFieldAssignmentKey } from './documents/keys.js';
+import { Index, type IndexDefinition } from './indexes.js';
+import { CATALOG_FAMILY, COLLECTION_KEY_PREFIX, DOCUMENT_COUNT_KEY_PREFIX, FIELD_ASSIGNMENT_KEY_PREFIX, INDEX_DEFINITION_KEY_PREFIX, metaFamily, FIRST_FIELD_FAMILY_NUMBER, META_FAMILY_NUMBER, OVERFLOW_FAMILY_NUMBER, parseFieldAssignmentKey } from './documents/keys.js';
 import { setOwn } from './documents/merge-patch.js';
 import type { FieldAssignment } from './documents/record.js';
 import * as limits from './limits.js';
@@ -64,6 +65,12 @@ export class Collection {
    * collection this new wait for it. Resolved for collections loaded at open.
    */
   applied: Promise<void> = Promise.resolve();
+  /** Secondary indexes by name, as the last sequenced transaction leaves them (indexes.ts). */
+  readonly indexes = new Map<string, Index>();
+  /** The indexes writes keep (building or ready): empty for most collections, and then a write does no index work. */
+  maintained: readonly Index[] = [];
+  /** Moves whenever an index is defined, changes state or is dropped: a write planned under another epoch is planned again. */
+  indexEpoch = 0;
 
   constructor(readonly definition: CollectionDefinition) {
     this.validate = definition.schema ? compileSchema(definition.schema) : undefined;
@@ -77,11 +84,25 @@ export class Collection {
     return this.definition.name;
   }
 
-  /** Every family number this collection uses: meta, overflow if used, and field families. */
+  /** Every family number this collection uses: meta, overflow if used, field families and index families. */
   familyNumbers(): number[] {
     const numbers = new Set([META_FAMILY_NUMBER]);
     for (const field of this.fields.values()) numbers.add(field.familyNumber);
+    for (const index of this.indexes.values()) numbers.add(index.definition.familyNumber);
     return [...numbers].sort((a, b) => a - b);
+  }
+
+  /** Records an index's definition (from the catalog, or from a transaction being sequenced); undefined drops it. */
+  setIndex(name: string, definition: IndexDefinition | undefined): void {
+    if (definition) this.indexes.set(name, new Index(this.id, definition));
+    else this.indexes.delete(name);
+    this.maintained = [...this.indexes.values()].filter((index) => index.maintained);
+    this.indexEpoch++;
+  }
+
+  /** Whether some index writes keep is unique (writes then take the collection's unique lock). */
+  get hasUniqueIndex(): boolean {
+    return this.maintained.some((index) => index.definition.unique);
   }
 
   /** Records a field (from the catalog, or from a transaction being sequenced). */
@@ -197,6 +218,10 @@ export async function loadCatalog(engine: Engine): Promise<Map<string, Collectio
     const { collectionId, fieldName } = parseFieldAssignmentKey(key);
     const reader = new ByteReader(value, 0, value.length, 'field assignment');
     byId.get(collectionId)?.add({ name: fieldName, fieldNumber: reader.varint(), familyNumber: reader.varint() });
+  }
+  for await (const { key, value } of engine.iterator(CATALOG_FAMILY, { prefix: INDEX_DEFINITION_KEY_PREFIX })) {
+    const definition = JSON.parse(value.toString('utf8')) as IndexDefinition;
+    byId.get(key.readUIntBE(1, 6))?.setIndex(definition.name, definition);
   }
   const uncounted = new Set(byId.values());
   for await (const { key, value } of engine.iterator(CATALOG_FAMILY, { prefix: DOCUMENT_COUNT_KEY_PREFIX })) {

@@ -141,7 +141,8 @@ export class ChangeFeed {
     const tsn = record.tsn;
     for (const op of decodeTransaction(record.payload).ops) {
       let change: Change;
-      if (op.kind === 'count') continue; // Bookkeeping in the same transaction, not a change.
+      // Bookkeeping in the same transaction, not a change: counts, index definitions and entries.
+      if (op.kind === 'count' || op.kind === 'index' || op.kind === 'dropIndex' || op.kind === 'entries') continue;
       if (op.kind === 'write') {
         change = { tsn, collection: await this.nameOf(op.collectionId, tsn), id: op.id, op: op.action, rev: tsn, [COLLECTION_ID]: op.collectionId };
       } else {

@@ -21,7 +21,8 @@ import { Applier, type LogPosition, type OnTranslated } from './applier.js';
 import type { Binlog } from './binlog/binlog.js';
 import type { Collection } from './catalog.js';
 import { DocketError, DocketErrorCode } from './errors.js';
-import { beginRecord, encodeCount, encodeCreate, encodeDrop, encodeWriteFields, WriteFields, type WriteAction } from './documents/record.js';
+import { beginRecord, encodeCount, encodeCreate, encodeDrop, encodeDropIndex, encodeEntries, encodeIndex, encodeWriteFields, WriteFields, type WriteAction } from './documents/record.js';
+import type { Index, IndexDefinition } from './indexes.js';
 import * as limits from './limits.js';
 import { Watermark } from './watermark.js';
 
@@ -53,12 +54,28 @@ export interface PlannedWrite {
   readonly putNames: readonly string[];
   readonly putValues: readonly Buffer[];
   readonly deletes: readonly string[];
+  /** Index keys the write changes, per index whose key for the document changes (none for a collection without indexes). */
+  readonly entries?: readonly PlannedEntries[];
+}
+
+/** Keys one transaction deletes and puts in one index, and for a unique index who holds which values after it. */
+export interface PlannedEntries {
+  readonly index: Index;
+  readonly deletes: readonly Buffer[];
+  readonly puts: readonly Buffer[];
+  /** Unique index only: per value prefix (hex) the write releases or takes, the id that holds it after (null: none). */
+  readonly claims?: readonly (readonly [string, string | null])[];
 }
 
 export type PlannedOperation =
   | PlannedWrite
   | { readonly kind: 'create'; readonly collectionId?: number; readonly name: string; readonly definition: (id: number) => string }
-  | { readonly kind: 'drop'; readonly collection: Collection };
+  | { readonly kind: 'drop'; readonly collection: Collection }
+  /** Defines an index or changes its state; `definition` is given the TSN (a new index's family number comes from it). */
+  | { readonly kind: 'index'; readonly collection: Collection; readonly name: string; readonly definition: (tsn: number) => IndexDefinition }
+  | { readonly kind: 'dropIndex'; readonly collection: Collection; readonly index: Index }
+  /** Index entries without a document write (a background build's step). */
+  | { readonly kind: 'entries'; readonly collection: Collection; readonly entries: PlannedEntries };
 
 export type { LogPosition } from './applier.js';
 
@@ -74,6 +91,8 @@ interface Pending {
   readonly payload: Buffer;
   readonly logged: Promise<void>;
   readonly documentKeys: readonly string[];
+  /** Keys of uniqueClaims this transaction set. */
+  readonly claimKeys: readonly string[] | undefined;
   readonly resolve: (tsn: number) => void;
   readonly reject: (error: unknown) => void;
   finished: boolean;
@@ -89,6 +108,13 @@ export class CommitPipeline {
   private applying: Promise<void> | undefined;
   private readonly overlay = new Map<string, { tsn: number; state: DocumentState }>();
   private readonly locks = new Map<string, Promise<void>>();
+  /**
+   * Per unique index value (`family NUL prefix-hex`), who holds it as the latest sequenced but
+   * unapplied transaction leaves it; the engine answers for values not here. Planning a write
+   * to a collection with a unique index holds the collection's unique lock, so its check and
+   * its sequencing see no other writer of that collection in between.
+   */
+  private readonly uniqueClaims = new Map<string, { tsn: number; holder: string | null }>();
   private inFlight = 0;
   private readonly slotWaiters: (() => void)[] = [];
   private readonly idleWaiters: (() => void)[] = [];
@@ -124,6 +150,11 @@ export class CommitPipeline {
 
   get tsn(): number {
     return this.lastTsn;
+  }
+
+  /** Who holds a unique index's value as sequenced-but-unapplied transactions leave it: an id, null (released), or undefined (ask the engine). */
+  pendingClaim(family: string, prefixHex: string): string | null | undefined {
+    return this.uniqueClaims.get(`${family}\u0000${prefixHex}`)?.holder;
   }
 
   /** The state a document's latest sequenced-but-unapplied transaction leaves, if any. */
@@ -227,7 +258,9 @@ export class CommitPipeline {
     checkPlan(planned);
     const tsn = this.lastTsn + 1;
     const counted = countedCollections(planned);
-    beginRecord(this.encoder, planned.length + counted.length);
+    let entryOps = 0;
+    for (const op of planned) if (op.kind === 'write' && op.entries) entryOps += op.entries.length;
+    beginRecord(this.encoder, planned.length + counted.length + entryOps);
     for (const op of planned) this.encode(op, tsn);
     // Each collection a write touched gets its exact live count as this transaction leaves it.
     for (const collection of counted) encodeCount(this.encoder, collection.id, collection.documents);
@@ -237,9 +270,18 @@ export class CommitPipeline {
     const logged = this.binlog.append(tsn, payload);
     logged.catch(() => undefined); // The applier handles it.
     const documentKeys: string[] = [];
-    for (const op of planned) if (op.kind === 'write') documentKeys.push(this.remember(op, tsn));
+    let claimKeys: string[] | undefined;
+    for (const op of planned) {
+      if (op.kind === 'write') documentKeys.push(this.remember(op, tsn));
+      const entries = op.kind === 'write' ? op.entries : op.kind === 'entries' ? [op.entries] : undefined;
+      if (entries) for (const { index, claims } of entries) for (const [prefix, holder] of claims ?? []) {
+        const key = `${index.family}\u0000${prefix}`;
+        this.uniqueClaims.set(key, { tsn, holder });
+        (claimKeys ??= []).push(key);
+      }
+    }
     return new Promise((resolve, reject) => {
-      this.queue.push({ tsn, payload, logged, documentKeys, resolve, reject, finished: false });
+      this.queue.push({ tsn, payload, logged, documentKeys, claimKeys, resolve, reject, finished: false });
       this.kick();
     });
   }
@@ -253,12 +295,22 @@ export class CommitPipeline {
     } else if (op.kind === 'drop') {
       const { collection } = op;
       this.hooks.onDrop(collection);
-      encodeDrop(this.encoder, { kind: 'drop', collectionId: collection.id, name: collection.name, familyNumbers: collection.familyNumbers(), fieldNames: [...collection.fields.keys()] });
+      encodeDrop(this.encoder, { kind: 'drop', collectionId: collection.id, name: collection.name, familyNumbers: collection.familyNumbers(), fieldNames: [...collection.fields.keys()], indexNames: [...collection.indexes.keys()] });
+    } else if (op.kind === 'index') {
+      const definition = op.definition(tsn);
+      op.collection.setIndex(op.name, definition);
+      encodeIndex(this.encoder, op.collection.id, op.name, definition.familyNumber, JSON.stringify(definition));
+    } else if (op.kind === 'dropIndex') {
+      op.collection.setIndex(op.index.name, undefined);
+      encodeDropIndex(this.encoder, op.collection.id, op.index.name, op.index.definition.familyNumber);
+    } else if (op.kind === 'entries') {
+      encodeEntries(this.encoder, op.collection.id, op.entries.index.definition.familyNumber, op.entries.deletes, op.entries.puts);
     } else {
       op.collection.documents += (op.deleted ? 0 : 1) - (op.wasLive ? 1 : 0);
       assert(op.collection.documents >= 0, 'a collection never counts fewer than no documents');
       fillWriteFields(op, this.writeFields);
       encodeWriteFields(this.encoder, op.action, op.collection.id, op.id, op.deleted, this.writeFields);
+      if (op.entries) for (const e of op.entries) encodeEntries(this.encoder, op.collection.id, e.index.definition.familyNumber, e.deletes, e.puts);
     }
   }
 
@@ -308,6 +360,7 @@ export class CommitPipeline {
     if (pending.finished) return; // A drop can fail after its write settled.
     pending.finished = true;
     for (const key of pending.documentKeys) if (this.overlay.get(key)?.tsn === pending.tsn) this.overlay.delete(key);
+    if (pending.claimKeys) for (const key of pending.claimKeys) if (this.uniqueClaims.get(key)?.tsn === pending.tsn) this.uniqueClaims.delete(key);
     this.releaseSlot();
     if (error !== undefined) {
       pending.reject(error);
@@ -346,6 +399,7 @@ function checkPlan(planned: readonly PlannedOperation[]): void {
   const added = new Map<Collection, Set<string>>();
   for (const op of planned) {
     if (op.kind === 'create') continue;
+    if (op.kind === 'entries' && op.collection.indexes.get(op.entries.index.name) !== op.entries.index) throw new DocketError(DocketErrorCode.INDEX_NOT_FOUND, `index ${op.entries.index.name} was dropped`);
     if (op.collection.dropped) throw new DocketError(DocketErrorCode.COLLECTION_NOT_FOUND, `collection ${op.collection.name} was dropped`);
     if (op.kind !== 'write') continue;
     let names = added.get(op.collection);

@@ -42,6 +42,20 @@ export const DocketErrorCode = {
   INVALID_ARGUMENT: 'DOCKET_ERR_INVALID_ARGUMENT',
   /** A document names the same top-level field twice. */
   DOCUMENT_FIELD_DUPLICATE: 'DOCKET_ERR_DOCUMENT_FIELD_DUPLICATE',
+  /** No index by that name on the collection. */
+  INDEX_NOT_FOUND: 'DOCKET_ERR_INDEX_NOT_FOUND',
+  /** An index by that name exists with a different definition. */
+  INDEX_EXISTS: 'DOCKET_ERR_INDEX_EXISTS',
+  /** An index definition that is malformed (fields, orders, unique) or past a documented bound. */
+  INDEX_DEFINITION_INVALID: 'DOCKET_ERR_INDEX_DEFINITION_INVALID',
+  /** A write would give two documents the same values of a unique index. */
+  INDEX_UNIQUE_CONFLICT: 'DOCKET_ERR_INDEX_UNIQUE_CONFLICT',
+  /** A document's values for an index make a key longer than INDEX_KEY_SIZE_BYTES_MAX. */
+  INDEX_KEY_TOO_LARGE: 'DOCKET_ERR_INDEX_KEY_TOO_LARGE',
+  /** A query that is malformed: an unknown operator, a wrong type, too deep, too many clauses, a bad bookmark. */
+  QUERY_INVALID: 'DOCKET_ERR_QUERY_INVALID',
+  /** No ready index serves the query, and it did not set allow_scan. */
+  QUERY_NO_INDEX: 'DOCKET_ERR_QUERY_NO_INDEX',
   // ---- the HTTP layer's own ----
   /** A request body that is not what its media type promises: bad JSON, invalid UTF-8, a bad NDJSON line. */
   BODY_INVALID: 'DOCKET_ERR_BODY_INVALID',

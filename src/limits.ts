@@ -41,6 +41,33 @@ export const FIELDS_PER_COLLECTION_MAX = 10_000;
  */
 export const FIELD_FAMILIES_PER_COLLECTION_DEFAULT = 4;
 export const FIELD_FAMILIES_PER_COLLECTION_MAX = 32;
+/** Secondary indexes on one collection; each is a column family (reserved with the collection's). */
+export const INDEXES_PER_COLLECTION_MAX = 8;
+/** Fields of one (compound) index. */
+export const INDEX_FIELDS_MAX = 8;
+/** An index name: [A-Za-z0-9_-]{1,64}. An indexed field path: at most this many bytes and this many dotted steps. */
+export const INDEX_NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+export const INDEX_FIELD_PATH_BYTES_MAX = 512;
+export const INDEX_FIELD_PATH_STEPS_MAX = 16;
+/** One index key: the encoded indexed values and the id. A write whose key would be longer is refused (413). */
+export const INDEX_KEY_SIZE_BYTES_MAX = 4096;
+/** Documents one step of a background index build reads and indexes, in one transaction. */
+export const INDEX_BUILD_CHUNK_DOCUMENTS = 500;
+/** Queries: documents one find returns at most, and by default. */
+export const FIND_LIMIT_MAX = 1000;
+export const FIND_LIMIT_DEFAULT = 25;
+/** Queries: nesting of $and/$or/field operators; clauses (field conditions) in all; values of one $in; a selector's bytes. */
+export const QUERY_DEPTH_MAX = 8;
+export const QUERY_CLAUSES_MAX = 64;
+export const QUERY_IN_VALUES_MAX = 256;
+/** Queries with allow_scan: documents examined and milliseconds spent at most; the answer says when it stopped. */
+export const QUERY_SCAN_DOCUMENTS_MAX = 100_000;
+export const QUERY_SCAN_MS_MAX = 2000;
+/** Queries served by an index: index keys examined at most before the page ends (with a bookmark). */
+export const QUERY_KEYS_EXAMINED_MAX = 100_000;
+/** count: index keys counted at most (the answer says when it stopped), and groups returned. */
+export const COUNT_KEYS_MAX = 10_000_000;
+export const COUNT_GROUPS_MAX = 10_000;
 /** A collection name: [A-Za-z0-9_-]{1,64}. */
 export const COLLECTION_NAME_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 /** Documents a list call returns at most. */
@@ -122,6 +149,7 @@ assert(FAMILIES_RESERVED_MAX + 1 <= engine.FAMILIES_MAX);
 assert(COLLECTIONS_MAX * (FIELD_FAMILIES_PER_COLLECTION_DEFAULT + 2) <= FAMILIES_RESERVED_MAX);
 assert(DOCUMENT_SIZE_BYTES_MAX + ID_SIZE_BYTES_MAX + 64 <= engine.VALUE_SIZE_BYTES_MAX);
 assert(ID_SIZE_BYTES_MAX + FIELD_NAME_SIZE_BYTES_MAX + 16 <= engine.KEY_SIZE_BYTES_MAX);
+assert(INDEX_KEY_SIZE_BYTES_MAX <= engine.KEY_SIZE_BYTES_MAX);
 assert(TRANSACTION_SIZE_BYTES_MAX <= engine.LOG_RECORD_SIZE_BYTES_MAX);
 assert(DOCUMENT_SIZE_BYTES_MAX < TRANSACTION_SIZE_BYTES_MAX); // One document always fits a transaction.
 assert(BULK_BATCH_DOCUMENTS_MAX <= BATCH_OPERATIONS_MAX);

@@ -7,7 +7,10 @@ import { Engine, LruCache, RealFileSystem, type EngineOptions, type EngineStats,
 import { Binlog, BINLOG_SEGMENT_SIZE_BYTES_DEFAULT, type BinlogOpenReport, type BinlogStats, type SyncPolicy } from './binlog/binlog.js';
 import { ChangeFeed, COLLECTION_ID, type Change, type ChangesOptions, type ChangesPage } from './changes.js';
 import { defineCollection, loadCatalog, sameOptions, Collection, type CollectionDefinition, type CollectionOptions } from './catalog.js';
-import { CommitPipeline, documentKey, type DocumentState, type LogPosition, type PlannedOperation, type PlannedWrite } from './commit.js';
+import { CommitPipeline, documentKey, type DocumentState, type LogPosition, type PlannedEntries, type PlannedOperation, type PlannedWrite } from './commit.js';
+import { checkIndexName, Index, indexFamilyNumber, indexOptionsOf, sameIndex, type IndexDefinition } from './indexes.js';
+import { KeyBuilder } from './documents/index-key.js';
+import { Query, type CountResult, type ExplainResult, type FindResult, type QueryReader } from './query.js';
 import { DocketError, DocketErrorCode } from './errors.js';
 import { assemble } from './documents/assemble.js';
 import { decodeHeader } from './documents/header.js';
@@ -45,6 +48,12 @@ export interface StoreOptions {
   readonly epochLagBytesMax?: number;
   /** Called as recovery replays the binlog: transactions replayed of those to replay. */
   readonly onReplayProgress?: ReplayProgress;
+  /**
+   * A standby's store: from the moment it opens it takes no write but its primary's records, so
+   * an index build a restart would resume does not start (it would write transactions of its
+   * own); promotion (takeWrites) starts them.
+   */
+  readonly standby?: boolean;
 }
 
 export interface WriteConditions {
@@ -118,10 +127,18 @@ export interface StoreStats {
   readonly engine: EngineStats;
   readonly epochs: EpochStats | undefined;
   readonly documentCache: { hits: number; misses: number; hitRatio: number; usageBytes: number; capacityBytes: number; documents: number };
+  /** Secondary indexes: how many, and those not ready (a build's progress, a failed build's reason). */
+  readonly indexes: { count: number; notReady: Record<string, unknown>[] };
   readonly recovery: { replay: ReplayReport | undefined; binlog: BinlogOpenReport; engine: RecoveryReport };
 }
 
 const COLLECTION_LOCK_PREFIX = '\u0001collection\u0000';
+/** Held by every writer of a collection with a unique index, from planning through sequencing. */
+const UNIQUE_LOCK_PREFIX = '\u0001unique\u0000';
+/** Planning saw an index change; the batch is planned again (at most this many times). */
+const REPLANS_MAX = 16;
+
+class Replan extends Error {}
 
 export class DocumentStore {
   private closed = false;
@@ -131,6 +148,9 @@ export class DocumentStore {
   /** Whole-document JSON by `collectionId revision id` (see limits.DOCUMENT_CACHE_BYTES_DEFAULT). */
   private readonly documentCache: LruCache<string, string>;
   private readonly cacheCounts = { hits: 0, misses: 0 };
+  /** Background index builds running. */
+  private readonly builds = new Set<Promise<void>>();
+  private readonly keyBuilder = new KeyBuilder();
 
   private constructor(
     private readonly engine: Engine,
@@ -203,6 +223,8 @@ export class DocumentStore {
       );
       if (failed) store.pipeline.fail(failed);
       onFailure = (error) => void store.pipeline.fail(error);
+      if (options.standby) store.pipeline.refuseWrites(new DocketError(DocketErrorCode.STANDBY_READ_ONLY, 'this server is a standby: send writes to its primary'));
+      else store.resumeBuilds();
       return store;
     } catch (error) {
       await engine?.close().catch(() => undefined);
@@ -230,7 +252,7 @@ export class DocumentStore {
       if (this.catalog.size >= limits.COLLECTIONS_MAX) throw new DocketError(DocketErrorCode.COLLECTION_LIMIT, `a store holds at most ${limits.COLLECTIONS_MAX} collections`);
       const reserving = reservedFamilies(defineCollection(0, name, options));
       let reserved = 0;
-      for (const collection of this.catalog.values()) reserved += reservedFamilies(collection.definition);
+      for (const collection of this.catalog.values()) reserved += reservedFamilies(collection.definition, collection.indexes.size);
       if (reserved + reserving > limits.FAMILIES_RESERVED_MAX) {
         throw new DocketError(DocketErrorCode.COLLECTION_LIMIT, `the collections would reserve ${reserved + reserving} column families, more than ${limits.FAMILIES_RESERVED_MAX} (each reserves 2 + fieldFamiliesMax)`);
       }
@@ -283,6 +305,283 @@ export class DocumentStore {
     return collection;
   }
 
+  // ---- indexes (indexes.ts) ----
+
+  /**
+   * Defines an index (idempotent: the same definition again changes nothing). On a collection
+   * holding documents it starts `building`: writes keep it from its TSN on, and a background
+   * build indexes the documents already there, then marks it `ready`.
+   */
+  async createIndex(collectionName: string, name: string, body: unknown): Promise<{ created: boolean; tsn: number; index: Record<string, unknown> }> {
+    this.checkOpen();
+    const collection = this.collection(collectionName);
+    checkIndexName(name);
+    const options = indexOptionsOf(body);
+    await collection.applied;
+    const release = await this.pipeline.admit([COLLECTION_LOCK_PREFIX + collection.name, UNIQUE_LOCK_PREFIX + collection.id]);
+    let committed: Promise<number>;
+    try {
+      this.pipeline.checkWritable();
+      if (collection.dropped) throw new DocketError(DocketErrorCode.COLLECTION_NOT_FOUND, `collection ${collection.name} was dropped`);
+      const existing = collection.indexes.get(name);
+      if (existing) {
+        if (!sameIndex(existing.definition, options)) throw new DocketError(DocketErrorCode.INDEX_EXISTS, `index ${name} of ${collection.name} exists with a different definition`);
+        this.pipeline.abandon();
+        return { created: false, tsn: existing.definition.familyNumber - indexFamilyNumber(0), index: existing.info(collection.documents) };
+      }
+      if (collection.indexes.size >= limits.INDEXES_PER_COLLECTION_MAX) throw new DocketError(DocketErrorCode.COLLECTION_LIMIT, `a collection has at most ${limits.INDEXES_PER_COLLECTION_MAX} indexes`);
+      let reserved = 0;
+      for (const c of this.catalog.values()) reserved += reservedFamilies(c.definition, c.indexes.size);
+      if (reserved + 1 > limits.FAMILIES_RESERVED_MAX) throw new DocketError(DocketErrorCode.COLLECTION_LIMIT, `the collections would reserve more than ${limits.FAMILIES_RESERVED_MAX} column families`);
+      // No live document as of the last sequenced write: nothing to build.
+      const state = collection.documents === 0 ? 'ready' : 'building';
+      committed = this.pipeline.sequence([{ kind: 'index', collection, name, definition: (tsn) => ({ name, fields: options.fields, unique: options.unique, familyNumber: indexFamilyNumber(tsn), state }) }]);
+    } catch (error) {
+      this.pipeline.abandon();
+      throw error;
+    } finally {
+      release();
+    }
+    const tsn = await committed;
+    const index = collection.indexes.get(name)!;
+    if (index.definition.state === 'building' && index.definition.familyNumber === indexFamilyNumber(tsn)) this.startBuild(collection, index);
+    return { created: true, tsn, index: index.info(collection.documents) };
+  }
+
+  async dropIndex(collectionName: string, name: string): Promise<{ tsn: number }> {
+    this.checkOpen();
+    const collection = this.collection(collectionName);
+    const release = await this.pipeline.admit([COLLECTION_LOCK_PREFIX + collection.name, UNIQUE_LOCK_PREFIX + collection.id]);
+    let committed: Promise<number>;
+    try {
+      this.pipeline.checkWritable();
+      const index = this.index(collection, name);
+      committed = this.pipeline.sequence([{ kind: 'dropIndex', collection, index }]);
+    } catch (error) {
+      this.pipeline.abandon();
+      throw error;
+    } finally {
+      release();
+    }
+    return { tsn: await committed };
+  }
+
+  listIndexes(collectionName: string): Record<string, unknown>[] {
+    this.checkOpen();
+    const collection = this.collection(collectionName);
+    return [...collection.indexes.values()].sort((a, b) => (a.name < b.name ? -1 : 1)).map((index) => index.info(collection.documents));
+  }
+
+  indexInfo(collectionName: string, name: string): Record<string, unknown> {
+    this.checkOpen();
+    const collection = this.collection(collectionName);
+    return this.index(collection, name).info(collection.documents);
+  }
+
+  private index(collection: Collection, name: string): Index {
+    const index = collection.indexes.get(name);
+    if (!index) throw new DocketError(DocketErrorCode.INDEX_NOT_FOUND, `collection ${collection.name} has no index ${JSON.stringify(name)}`);
+    return index;
+  }
+
+  /** Waits for every background build running now (tests and the CLI use it). */
+  async indexBuildsIdle(): Promise<void> {
+    while (this.builds.size > 0) await Promise.allSettled([...this.builds]);
+  }
+
+  /** Starts again every build a close, a crash or (on a standby) promotion left to do, from the first document. */
+  private resumeBuilds(): void {
+    for (const collection of this.catalog.values()) for (const index of collection.indexes.values()) if (index.definition.state === 'building') this.startBuild(collection, index);
+  }
+
+  private startBuild(collection: Collection, index: Index): void {
+    const build = this.build(collection, index).catch(() => undefined); // A closed store or a dropped index or collection ends it; a restart begins it again.
+    this.builds.add(build);
+    void build.finally(() => this.builds.delete(build));
+  }
+
+  /**
+   * A background build: the collection's documents in id order, INDEX_BUILD_CHUNK_DOCUMENTS at a
+   * time, each chunk one transaction through the commit pipeline with the chunk's documents
+   * locked, putting each live document's key as its latest sequenced state has it (writes keep
+   * the index themselves since its TSN). Then one transaction marks it ready. A unique conflict
+   * or an oversized key marks it failed instead.
+   */
+  private async build(collection: Collection, index: Index): Promise<void> {
+    const createdTsn = index.definition.familyNumber - indexFamilyNumber(0);
+    // Every write sequenced before the index is in the engine before the walk starts.
+    while (this.pipeline.acknowledged.tsn < createdTsn) if (!(await this.pipeline.acknowledged.wait(this.pipeline.acknowledged.tsn, 1000)) && this.closed) return;
+    let after: string | undefined;
+    for (;;) {
+      if (this.closed || collection.indexes.get(index.name) !== index) return;
+      const ids: string[] = [];
+      for await (const { key } of this.engine.iterator(metaFamily(collection.id), { ...(after !== undefined ? { gt: metaKey(after) } : {}), limit: limits.INDEX_BUILD_CHUNK_DOCUMENTS })) ids.push(key.toString('utf8'));
+      if (ids.length === 0) return void (await this.setIndexState(collection, index, 'ready'));
+      try {
+        await this.buildStep(collection, index, ids);
+      } catch (error) {
+        if (error instanceof DocketError && (error.code === DocketErrorCode.INDEX_UNIQUE_CONFLICT || error.code === DocketErrorCode.INDEX_KEY_TOO_LARGE)) {
+          return void (await this.setIndexState(collection, index, 'failed', error.message));
+        }
+        throw error;
+      }
+      index.buildScanned += ids.length;
+      after = ids[ids.length - 1];
+    }
+  }
+
+  private async buildStep(collection: Collection, index: Index, ids: readonly string[]): Promise<void> {
+    for (let attempt = 1; attempt <= REPLANS_MAX; attempt++) {
+      const epoch = collection.indexEpoch;
+      const release = await this.pipeline.admit([...ids.map((id) => documentKey(collection, id)), UNIQUE_LOCK_PREFIX + collection.id]);
+      let committed: Promise<number> | undefined;
+      try {
+        this.pipeline.checkWritable();
+        if (collection.dropped || collection.indexes.get(index.name) !== index) throw new Replan();
+        const puts: Buffer[] = [];
+        const claims = new Map<string, string | null>();
+        const unique: [string, string | null][] = [];
+        const only = new Set(index.paths.map((p) => p.top));
+        for (const id of ids) {
+          let state = await this.currentState(collection, id);
+          if (!state || state.deleted) continue;
+          state = await this.withValues(collection, id, state, only);
+          const key = index.keyOf(id, state.fieldNames, state.values, this.keyBuilder);
+          if (index.definition.unique && index.complete(key)) {
+            const prefix = key.subarray(0, key.length - Buffer.byteLength(id, 'utf8'));
+            const holder = await this.uniqueHolder(index, prefix, claims);
+            if (holder !== null && holder !== id) throw uniqueConflict(collection, index, id, holder);
+            claims.set(`${index.family}\u0000${prefix.toString('hex')}`, id);
+            unique.push([prefix.toString('hex'), id]);
+          }
+          puts.push(key);
+        }
+        if (collection.indexEpoch !== epoch) throw new Replan();
+        if (puts.length > 0) committed = this.pipeline.sequence([{ kind: 'entries', collection, entries: { index, deletes: [], puts, ...(index.definition.unique ? { claims: unique } : {}) } }]);
+        else this.pipeline.abandon();
+      } catch (error) {
+        this.pipeline.abandon();
+        if (error instanceof Replan) {
+          if (collection.dropped || collection.indexes.get(index.name) !== index) return;
+          continue;
+        }
+        throw error;
+      } finally {
+        release();
+      }
+      if (committed) await committed;
+      return;
+    }
+  }
+
+  /** Logs an index's new state (ready or failed), if it is still the index the build began. */
+  private async setIndexState(collection: Collection, index: Index, state: 'ready' | 'failed', error?: string): Promise<void> {
+    const release = await this.pipeline.admit([COLLECTION_LOCK_PREFIX + collection.name, UNIQUE_LOCK_PREFIX + collection.id]);
+    let committed: Promise<number> | undefined;
+    try {
+      this.pipeline.checkWritable();
+      if (collection.dropped || collection.indexes.get(index.name) !== index) {
+        this.pipeline.abandon();
+        return;
+      }
+      const definition: IndexDefinition = { ...index.definition, state, ...(error ? { error } : {}) };
+      committed = this.pipeline.sequence([{ kind: 'index', collection, name: index.name, definition: () => definition }]);
+    } catch (e) {
+      this.pipeline.abandon();
+      throw e;
+    } finally {
+      release();
+    }
+    await committed;
+  }
+
+  /**
+   * Walks every maintained index and the documents of its collection at one snapshot and lists
+   * where they disagree: keys a live document should have and its index lacks, and keys the index
+   * holds that no live document has. Empty when every index is exact (the crash sweeps assert it).
+   * An index still building may lack keys; it is listed with its state.
+   */
+  async auditIndexes(): Promise<{ collection: string; index: string; state: string; missing: string[]; extra: string[] }[]> {
+    this.checkOpen();
+    const report: { collection: string; index: string; state: string; missing: string[]; extra: string[] }[] = [];
+    for (const collection of this.catalog.values()) {
+      if (collection.maintained.length === 0) continue;
+      await collection.applied;
+      const snapshot = this.engine.snapshot();
+      try {
+        const expected = new Map<Index, Set<string>>(collection.maintained.map((index) => [index, new Set<string>()]));
+        for await (const { key, value } of this.engine.iterator(metaFamily(collection.id), { snapshot })) {
+          const id = key.toString('utf8');
+          const doc = await this.assembleAt(collection, id, value, undefined, snapshot);
+          if (!doc) continue;
+          const fields = fieldsOf(new JsonText(Buffer.from(doc.json, 'utf8')));
+          for (const [index, keys] of expected) keys.add(index.keyOf(id, fields.names, fields.values, this.keyBuilder).toString('hex'));
+        }
+        for (const [index, keys] of expected) {
+          const extra: string[] = [];
+          for await (const { key } of this.engine.iterator(index.family, { snapshot })) {
+            const hex = key.toString('hex');
+            if (!keys.delete(hex)) extra.push(hex);
+          }
+          const missing = [...keys];
+          if (missing.length > 0 || extra.length > 0) report.push({ collection: collection.name, index: index.name, state: index.definition.state, missing, extra });
+        }
+      } finally {
+        snapshot.release();
+      }
+    }
+    return report;
+  }
+
+  // ---- queries (query.ts) ----
+
+  /** POST /collections/{c}/find. */
+  async find(collectionName: string, body: unknown): Promise<FindResult> {
+    const { query, reader } = await this.queryOn(collectionName, body, 'find');
+    try {
+      return await query.find(reader);
+    } finally {
+      reader.release();
+    }
+  }
+
+  async explain(collectionName: string, body: unknown): Promise<ExplainResult> {
+    const { query, reader } = await this.queryOn(collectionName, body, 'explain');
+    try {
+      return await query.explain(reader);
+    } finally {
+      reader.release();
+    }
+  }
+
+  async count(collectionName: string, body: unknown): Promise<CountResult> {
+    const { query, reader } = await this.queryOn(collectionName, body, 'count');
+    try {
+      return await query.count(reader);
+    } finally {
+      reader.release();
+    }
+  }
+
+  private async queryOn(collectionName: string, body: unknown, kind: 'find' | 'explain' | 'count'): Promise<{ query: Query; reader: QueryReader & { release(): void } }> {
+    this.checkOpen();
+    const collection = this.collection(collectionName);
+    const query = Query.parse(body, kind, [...collection.indexes.values()]);
+    await collection.applied;
+    const snapshot = this.engine.snapshot();
+    const reader = {
+      indexKeys: (index: Index, options: { gt?: Buffer; gte?: Buffer; lt?: Buffer; lte?: Buffer; reverse?: boolean }) => this.engine.iterator(index.family, { ...options, snapshot }),
+      headers: (after: string | undefined) => this.engine.iterator(metaFamily(collection.id), { ...(after !== undefined ? { gt: metaKey(after) } : {}), snapshot }),
+      document: async (id: string, header?: Buffer): Promise<StoredDocument | undefined> => {
+        const bytes = header ?? (await this.engine.get(metaFamily(collection.id), metaKey(id), { snapshot }));
+        return bytes ? this.assembleAt(collection, id, bytes, undefined, snapshot) : undefined;
+      },
+      documents: collection.documents,
+      release: () => snapshot.release(),
+    };
+    return { query, reader };
+  }
+
   // ---- writes ----
 
   async put(collection: string, id: string, document: unknown, conditions: WriteConditions = {}): Promise<WriteResult> {
@@ -303,12 +602,27 @@ export class DocumentStore {
     if (operations.length === 0) throw new DocketError(DocketErrorCode.INVALID_ARGUMENT, 'a batch needs at least one operation');
     if (operations.length > limits.BATCH_OPERATIONS_MAX) throw limit(`a batch holds at most ${limits.BATCH_OPERATIONS_MAX} operations`);
     const checked = operations.map((operation) => (operation instanceof CheckedPut ? operation.checked : this.check(operation)));
-    const release = await this.pipeline.admit(checked.map(({ collection, operation }) => documentKey(collection, operation.id)));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.batchOnce(checked);
+      } catch (error) {
+        if (!(error instanceof Replan) || attempt >= REPLANS_MAX) throw error instanceof Replan ? new DocketError(DocketErrorCode.UNAVAILABLE, 'the collection\'s indexes kept changing while the write was planned; retry') : error;
+      }
+    }
+  }
+
+  private async batchOnce(checked: readonly Checked[]): Promise<WriteResult[]> {
+    const collections = [...new Set(checked.map((c) => c.collection))];
+    // The index epochs before the locks: an index defined meanwhile makes the plan start again.
+    const epochs = collections.map((c) => c.indexEpoch);
+    const keys = checked.map(({ collection, operation }) => documentKey(collection, operation.id));
+    for (const collection of collections) if (collection.hasUniqueIndex) keys.push(UNIQUE_LOCK_PREFIX + collection.id);
+    const release = await this.pipeline.admit(keys);
     let committed: Promise<number>;
     let created: boolean[];
     try {
       this.pipeline.checkWritable(); // Closed or failed while this waited for its locks.
-      for (const collection of new Set(checked.map((c) => c.collection))) await collection.applied;
+      for (const collection of collections) await collection.applied;
       checkLive(checked);
       const { planned, created: creates } = await this.plan(checked).catch((error: unknown) => {
         checkLive(checked); // A drop sequenced while planning: the plan read dropped families.
@@ -316,6 +630,7 @@ export class DocumentStore {
       });
       created = creates;
       if (recordBytesBound(planned) > limits.TRANSACTION_SIZE_BYTES_MAX) throw limit(`a transaction is at most ${limits.TRANSACTION_SIZE_BYTES_MAX} bytes`);
+      if (collections.some((c, i) => c.indexEpoch !== epochs[i])) throw new Replan();
       committed = this.pipeline.sequence(planned);
     } catch (error) {
       this.pipeline.abandon();
@@ -373,10 +688,17 @@ export class DocumentStore {
     const local = new Map<string, DocumentState | undefined>();
     const planned: PlannedWrite[] = [];
     const created: boolean[] = [];
+    let claims: Map<string, string | null> | undefined;
     for (const item of checked) {
       const key = documentKey(item.collection, item.operation.id);
-      const state = local.has(key) ? local.get(key) : await this.currentState(item.collection, item.operation.id);
-      const write = await this.planOne(item, state);
+      let state = local.has(key) ? local.get(key) : await this.currentState(item.collection, item.operation.id);
+      let write = await this.planOne(item, state);
+      if (item.collection.maintained.length > 0) {
+        // The old values the indexes read, so the record can say which keys go.
+        if (state && !state.deleted) state = await this.withValues(item.collection, item.operation.id, state, indexedFields(item.collection));
+        const entries = await this.indexEntries(item.collection, item.operation.id, state, write, (claims ??= new Map()));
+        if (entries.length > 0) write = { ...write, entries };
+      }
       // Its revision is this batch's TSN, not known yet: no condition can name it.
       local.set(key, { revision: -1, deleted: write.deleted, fieldNames: write.fieldNames, values: write.values });
       planned.push(write);
@@ -416,6 +738,49 @@ export class DocumentStore {
     return { ...base, action: 'patch', deleted: false, ...next, putNames, putValues };
   }
 
+  /**
+   * The index keys a write changes: per maintained index whose key for the document moves, the
+   * old key deleted and the new one put; a unique index's new values checked against the batch
+   * (`claims`), the pipeline's unapplied writes and the engine.
+   * REQUIRES: `state` holds the values of the indexed fields; the collection's unique lock is held if it has a unique index.
+   */
+  private async indexEntries(collection: Collection, id: string, state: DocumentState | undefined, write: PlannedWrite, claims: Map<string, string | null>): Promise<PlannedEntries[]> {
+    const entries: PlannedEntries[] = [];
+    const out = this.keyBuilder;
+    for (const index of collection.maintained) {
+      const oldKey = state && !state.deleted ? index.keyOf(id, state.fieldNames, state.values, out) : undefined;
+      const newKey = write.deleted ? undefined : index.keyOf(id, write.fieldNames, write.values, out);
+      if (oldKey === newKey || (oldKey && newKey && oldKey.equals(newKey))) continue;
+      // A unique index constrains documents that hold its fields: one lacking some field (a `missing` value) never conflicts.
+      let unique: [string, string | null][] | undefined;
+      if (index.definition.unique) {
+        const idBytes = Buffer.byteLength(id, 'utf8');
+        unique = [];
+        if (oldKey && index.complete(oldKey)) unique.push([oldKey.toString('hex', 0, oldKey.length - idBytes), null]);
+        if (newKey && index.complete(newKey)) {
+          const prefix = newKey.subarray(0, newKey.length - idBytes);
+          const holder = await this.uniqueHolder(index, prefix, claims);
+          if (holder !== null && holder !== id) throw uniqueConflict(collection, index, id, holder);
+          unique.push([prefix.toString('hex'), id]);
+        }
+        for (const [prefix, holder] of unique) claims.set(`${index.family}\u0000${prefix}`, holder);
+      }
+      entries.push({ index, deletes: oldKey ? [oldKey] : [], puts: newKey ? [newKey] : [], ...(unique ? { claims: unique } : {}) });
+    }
+    return entries;
+  }
+
+  /** Who holds a unique index's values: this batch, else the pipeline's unapplied writes, else the engine. */
+  private async uniqueHolder(index: Index, prefix: Buffer, claims: Map<string, string | null>): Promise<string | null> {
+    const hex = prefix.toString('hex');
+    const local = claims.get(`${index.family}\u0000${hex}`);
+    if (local !== undefined) return local;
+    const pending = this.pipeline.pendingClaim(index.family, hex);
+    if (pending !== undefined) return pending;
+    for await (const { key } of this.engine.iterator(index.family, { prefix, limit: 1 })) return key.toString('utf8', prefix.length);
+    return null;
+  }
+
   /** The fields a patch leaves, checked against the schema. */
   private patched(collection: Collection, current: DocumentState, patch: unknown, patchFields: FieldList | undefined): FieldList {
     const values = current.values as readonly Buffer[]; // withValues filled every one.
@@ -453,13 +818,14 @@ export class DocumentStore {
     return { revision: header.revision, deleted: header.deleted, fieldNames: header.fieldNumbers.map((n) => fieldNameOf(collection, n)), values: [] };
   }
 
-  /** The state with every field's value (those not in flight come from the engine). */
-  private async withValues(collection: Collection, id: string, state: DocumentState): Promise<DocumentState> {
-    const missing = state.fieldNames.filter((_, i) => state.values[i] === undefined);
+  /** The state with every field's value, or those of `only` (those not in flight come from the engine). */
+  private async withValues(collection: Collection, id: string, state: DocumentState, only?: ReadonlySet<string>): Promise<DocumentState> {
+    const wanted = (name: string, i: number): boolean => state.values[i] === undefined && (only === undefined || only.has(name));
+    const missing = state.fieldNames.filter(wanted);
     if (missing.length === 0) return state;
     const read = await this.engine.getMany(missing.map((name) => fieldLocation(collection, id, name)));
     let next = 0;
-    const values = state.fieldNames.map((name, i) => state.values[i] ?? required(read[next++], collection, id, name));
+    const values = state.fieldNames.map((name, i) => (wanted(name, i) ? required(read[next++], collection, id, name) : state.values[i]));
     return { ...state, values };
   }
 
@@ -631,6 +997,7 @@ export class DocumentStore {
     this.catalog.clear();
     for (const [name, collection] of fresh) this.catalog.set(name, collection);
     this.pipeline.refuseWrites(undefined);
+    this.resumeBuilds(); // The old primary's unfinished builds are this primary's now.
   }
 
   /** Keeps binlog records from `retainFrom()` on through purges (standbys still need them). */
@@ -673,8 +1040,19 @@ export class DocumentStore {
       engine: this.engine.stats(),
       epochs: this.epochs?.stats(),
       documentCache: this.documentCacheStats(),
+      indexes: this.indexStats(),
       recovery: { replay: this.replayReport, binlog: this.binlog.openReport, engine: this.engine.recoveryReport },
     };
+  }
+
+  private indexStats(): StoreStats['indexes'] {
+    let count = 0;
+    const notReady: Record<string, unknown>[] = [];
+    for (const collection of this.catalog.values()) {
+      count += collection.indexes.size;
+      for (const index of collection.indexes.values()) if (!index.ready) notReady.push({ collection: collection.name, ...index.info(collection.documents) });
+    }
+    return { count, notReady };
   }
 
   private documentCacheStats(): StoreStats['documentCache'] {
@@ -695,6 +1073,7 @@ export class DocumentStore {
     this.closed = true;
     this.epochs?.stop();
     this.pipeline.close();
+    await this.indexBuildsIdle();
     await this.pipeline.drain();
     this.pipeline.acknowledged.close();
     await this.epochs?.idle();
@@ -741,9 +1120,18 @@ function checkLive(checked: readonly Checked[]): void {
   if (dropped) throw new DocketError(DocketErrorCode.COLLECTION_NOT_FOUND, `collection ${dropped.collection.name} was dropped`);
 }
 
-/** The column families a collection may come to use: meta, overflow and its field families. */
-function reservedFamilies(definition: CollectionDefinition): number {
-  return 2 + definition.fieldFamiliesMax;
+/** The column families a collection may come to use: meta, overflow, its field families and one per index. */
+function reservedFamilies(definition: CollectionDefinition, indexes = 0): number {
+  return 2 + definition.fieldFamiliesMax + indexes;
+}
+
+/** The top-level fields the collection's maintained indexes read. */
+function indexedFields(collection: Collection): Set<string> {
+  return new Set(collection.maintained.flatMap((index) => index.paths.map((p) => p.top)));
+}
+
+function uniqueConflict(collection: Collection, index: Index, id: string, holder: string): DocketError {
+  return new DocketError(DocketErrorCode.INDEX_UNIQUE_CONFLICT, `document ${JSON.stringify(id)}: unique index ${index.name} of ${collection.name} already holds these values for document ${JSON.stringify(holder)}`);
 }
 
 /** A read that raced its collection's drop saw its families vanish: say what happened. */
@@ -789,7 +1177,11 @@ function required(value: Buffer | undefined, collection: Collection, id: string,
 /** An upper bound on the encoded record of a planned transaction. */
 function recordBytesBound(planned: readonly PlannedOperation[]): number {
   let bytes = 16;
-  for (const op of planned) if (op.kind === 'write') bytes += writeBytesBound(op.id, op.putNames, op.putValues, op.fieldNames.length + op.deletes.length);
+  for (const op of planned) {
+    if (op.kind !== 'write') continue;
+    bytes += writeBytesBound(op.id, op.putNames, op.putValues, op.fieldNames.length + op.deletes.length);
+    for (const e of op.entries ?? []) for (const key of [...e.deletes, ...e.puts]) bytes += key.length + 24;
+  }
   return bytes;
 }
 

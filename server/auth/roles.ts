@@ -11,8 +11,8 @@ export type Role = (typeof ROLES)[number];
  * - `any`: any valid token, whatever its role (what the server is, Prometheus metrics).
  * - `read`: documents, listings, collection descriptions, the change feed, store statistics.
  * - `write`: document writes and bulk loads.
- * - `admin`: creating and dropping collections, checkpoints and backups, promoting a standby (and future index routes).
- * - `replicate`: pulling the binlog and reporting a standby's progress (docs/REPLICATION.md).
+ * - `admin`: creating and dropping collections and indexes, checkpoints and backups, promoting a standby.
+ * - `replicate`: pulling the binlog and a checkpoint to start from, reporting a standby's progress (docs/REPLICATION.md).
  */
 export type Permission = 'public' | 'any' | 'read' | 'write' | 'admin' | 'replicate';
 
@@ -41,6 +41,13 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, Permission>> = {
   'PATCH /collections/:collection/docs/:id': 'write',
   'DELETE /collections/:collection/docs/:id': 'write',
   'POST /collections/:collection/bulk': 'write',
+  'GET /collections/:collection/indexes': 'read',
+  'PUT /collections/:collection/indexes/:name': 'admin',
+  'GET /collections/:collection/indexes/:name': 'read',
+  'DELETE /collections/:collection/indexes/:name': 'admin',
+  'POST /collections/:collection/find': 'read',
+  'POST /collections/:collection/explain': 'read',
+  'POST /collections/:collection/count': 'read',
   'GET /changes': 'read',
   'GET /changes/stream': 'read',
   'GET /openapi.yaml': 'public',

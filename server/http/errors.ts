@@ -56,6 +56,13 @@ export const STATUS_OF: Readonly<Record<DocketErrorCode, number>> = {
   [DocketErrorCode.CHECKPOINT_CORRUPT]: 400,
   [DocketErrorCode.CHECKPOINT_TRUNCATED]: 400,
   [DocketErrorCode.CHECKPOINT_INCOMPLETE]: 500,
+  [DocketErrorCode.INDEX_NOT_FOUND]: 404,
+  [DocketErrorCode.INDEX_EXISTS]: 409,
+  [DocketErrorCode.INDEX_DEFINITION_INVALID]: 400,
+  [DocketErrorCode.INDEX_UNIQUE_CONFLICT]: 409,
+  [DocketErrorCode.INDEX_KEY_TOO_LARGE]: 413,
+  [DocketErrorCode.QUERY_INVALID]: 400,
+  [DocketErrorCode.QUERY_NO_INDEX]: 400,
 };
 
 /** Storage errors that reach a client: the disk is full or failing, or the engine closed. */

@@ -5,8 +5,10 @@
 //   family "catalog"      'c' name                      → collection definition (JSON text)
 //                         'f' collectionId:u48be name   → field number, family number (varints)
 //                         'n' collectionId:u48be        → live documents (varint; record version 2 on)
+//                         'x' collectionId:u48be name   → index definition (JSON text; record version 3 on)
 //   family "c<id>.0"      id                            → document header (header.ts)
 //   family "c<id>.<n>"    id 0x00 fieldNumber:varint    → the field's value as JSON text
+//   family "c<id>.<64+t>" encoded values, id            → empty (the index created at TSN t; index-key.ts)
 //
 // A collection's id is the TSN that created it, so a dropped and re-created name never meets
 // its old families. Family 0 of a collection is its meta family, 1 its overflow family.
@@ -21,6 +23,9 @@ export const FIRST_FIELD_FAMILY_NUMBER = 2;
 const COLLECTION_PREFIX = 0x63; // 'c'
 const FIELD_PREFIX = 0x66; // 'f'
 const COUNT_PREFIX = 0x6e; // 'n'
+const INDEX_PREFIX = 0x78; // 'x'
+/** An index's family number is this plus the TSN that created it: never a field family's (< 34), never reused. */
+export const INDEX_FAMILY_NUMBER_BASE = 64;
 
 /** Names built once: translation asks for one per KV item (~47 a Reddit comment). */
 const familyNames = new Map<number, string[]>();
@@ -91,3 +96,13 @@ export const DOCUMENT_COUNT_KEY_PREFIX = Buffer.of(COUNT_PREFIX);
 export function parseFieldAssignmentKey(key: Buffer): { collectionId: number; fieldName: string } {
   return { collectionId: key.readUIntBE(1, 6), fieldName: key.subarray(7).toString('utf8') };
 }
+
+/** The key of an index's definition. */
+export function indexDefinitionKey(collectionId: number, name: string): Buffer {
+  const head = Buffer.alloc(7);
+  head[0] = INDEX_PREFIX;
+  head.writeUIntBE(collectionId, 1, 6);
+  return Buffer.concat([head, Buffer.from(name, 'utf8')]);
+}
+
+export const INDEX_DEFINITION_KEY_PREFIX = Buffer.of(INDEX_PREFIX);

@@ -3,24 +3,29 @@
 // which old fields a replace removes) is decided then and written here, so translation is a
 // pure function of the record (translate.ts). The binlog frames it: src/binlog/FORMAT.md.
 //
-//   payload := version:byte(2) count:varint op{count}       (version 1: no count op)
-//   op      := kind:byte (create | drop | write | count)
+//   payload := version:byte(3) count:varint op{count}   (version 1: no count op; 1 and 2: no index ops)
+//   op      := kind:byte (create | drop | write | count | index | dropIndex | entries)
 //   create  := collectionId:varint name:str definition:str              (kind 1)
 //   drop    := collectionId:varint name:str n:varint familyNumber{n}
-//              m:varint fieldName:str{m}                                 (kind 2)
+//              m:varint fieldName:str{m}
+//              k:varint indexName:str{k}                                 (kind 2; k from version 3 on)
 //   write   := action:byte collectionId:varint id:str deleted:byte
 //              n:varint fieldNumber{n}                                   (the header's fields)
 //              a:varint (fieldName:str fieldNumber:varint familyNumber:varint){a}   (new fields)
 //              p:varint (fieldNumber:varint familyNumber:varint value:bytes){p}     (puts)
 //              d:varint (fieldNumber:varint familyNumber:varint){d}                 (deletes)
 //   count   := collectionId:varint documents:varint                      (kind 4)
+//   index   := collectionId:varint name:str familyNumber:varint definition:str   (kind 5, version 3)
+//   dropIndex := collectionId:varint name:str familyNumber:varint        (kind 6, version 3)
+//   entries := collectionId:varint familyNumber:varint
+//              d:varint key:str{d} p:varint key:str{p}                   (kind 7, version 3: index keys deleted, put)
 //   str, bytes := length:varint byte{length}      action := 1 put | 2 patch | 3 delete
 
 import { ByteReader, ByteWriter, StorageError, StorageErrorCode } from '../../storage/index.js';
 
 /** The version this build writes. */
-export const RECORD_VERSION = 2;
-/** The oldest version it reads (FORMAT.md: version 1 is version 2 without count ops). */
+export const RECORD_VERSION = 3;
+/** The oldest version it reads (FORMAT.md: version 1 is version 2 without count ops, version 2 is version 3 without index ops). */
 export const RECORD_VERSION_MIN = 1;
 
 /** UNSUPPORTED_VERSION unless this build reads records of `version`. */
@@ -47,6 +52,34 @@ export interface DropCollectionOp {
   readonly name: string;
   readonly familyNumbers: readonly number[];
   readonly fieldNames: readonly string[];
+  /** The collection's indexes, whose catalog items go with it (version 3 on). */
+  readonly indexNames: readonly string[];
+}
+
+/** Defines an index or changes its state (version 3 on): its catalog item; its family is created on first use. */
+export interface IndexOp {
+  readonly kind: 'index';
+  readonly collectionId: number;
+  readonly name: string;
+  readonly familyNumber: number;
+  /** The index's definition as JSON text (indexes.ts). */
+  readonly definition: string;
+}
+
+export interface DropIndexOp {
+  readonly kind: 'dropIndex';
+  readonly collectionId: number;
+  readonly name: string;
+  readonly familyNumber: number;
+}
+
+/** Index keys one write deletes and puts in one index's family (version 3 on). */
+export interface EntriesOp {
+  readonly kind: 'entries';
+  readonly collectionId: number;
+  readonly familyNumber: number;
+  readonly deletes: readonly Buffer[];
+  readonly puts: readonly Buffer[];
 }
 
 export interface FieldAssignment {
@@ -86,7 +119,7 @@ export interface CountOp {
   readonly documents: number;
 }
 
-export type Operation = CreateCollectionOp | DropCollectionOp | WriteOp | CountOp;
+export type Operation = CreateCollectionOp | DropCollectionOp | WriteOp | CountOp | IndexOp | DropIndexOp | EntriesOp;
 
 export interface Transaction {
   readonly ops: readonly Operation[];
@@ -96,6 +129,9 @@ export const KIND_CREATE = 1;
 export const KIND_DROP = 2;
 export const KIND_WRITE = 3;
 export const KIND_COUNT = 4;
+export const KIND_INDEX = 5;
+export const KIND_DROP_INDEX = 6;
+export const KIND_ENTRIES = 7;
 
 /**
  * A write op's fields as numbers, for encodeWriteFields: parallel columns the commit pipeline
@@ -137,6 +173,21 @@ export function encodeCount(writer: ByteWriter, collectionId: number, documents:
   writer.byte(KIND_COUNT).varint(collectionId).varint(documents);
 }
 
+export function encodeIndex(writer: ByteWriter, collectionId: number, name: string, familyNumber: number, definition: string): void {
+  writer.byte(KIND_INDEX).varint(collectionId).string(name).varint(familyNumber).string(definition);
+}
+
+export function encodeDropIndex(writer: ByteWriter, collectionId: number, name: string, familyNumber: number): void {
+  writer.byte(KIND_DROP_INDEX).varint(collectionId).string(name).varint(familyNumber);
+}
+
+export function encodeEntries(writer: ByteWriter, collectionId: number, familyNumber: number, deletes: readonly Buffer[], puts: readonly Buffer[]): void {
+  writer.byte(KIND_ENTRIES).varint(collectionId).varint(familyNumber).varint(deletes.length);
+  for (const key of deletes) writer.slice(key);
+  writer.varint(puts.length);
+  for (const key of puts) writer.slice(key);
+}
+
 /** Appends a write op (the grammar above) from its columns. */
 export function encodeWriteFields(writer: ByteWriter, action: WriteAction, collectionId: number, id: string, deleted: boolean, fields: WriteFields): void {
   writer.byte(KIND_WRITE).byte(ACTIONS.indexOf(action) + 1).varint(collectionId).string(id).byte(deleted ? 1 : 0);
@@ -158,6 +209,9 @@ export function encodeTransaction(transaction: Transaction, writer = new ByteWri
     if (op.kind === 'create') writer.byte(KIND_CREATE).varint(op.collectionId).string(op.name).string(op.definition);
     else if (op.kind === 'drop') encodeDrop(writer, op);
     else if (op.kind === 'count') encodeCount(writer, op.collectionId, op.documents);
+    else if (op.kind === 'index') encodeIndex(writer, op.collectionId, op.name, op.familyNumber, op.definition);
+    else if (op.kind === 'dropIndex') encodeDropIndex(writer, op.collectionId, op.name, op.familyNumber);
+    else if (op.kind === 'entries') encodeEntries(writer, op.collectionId, op.familyNumber, op.deletes, op.puts);
     else encodeWrite(writer, op);
   }
   return Buffer.from(writer.view());
@@ -168,6 +222,8 @@ export function encodeDrop(writer: ByteWriter, op: DropCollectionOp): void {
   for (const number of op.familyNumbers) writer.varint(number);
   writer.varint(op.fieldNames.length);
   for (const name of op.fieldNames) writer.string(name);
+  writer.varint(op.indexNames.length);
+  for (const name of op.indexNames) writer.string(name);
 }
 
 function encodeWrite(writer: ByteWriter, op: WriteOp): void {
@@ -198,17 +254,25 @@ function decodeOp(reader: ByteReader, version: number): Operation {
   const kind = reader.byte();
   if (kind === KIND_COUNT && version >= 2) return { kind: 'count', collectionId: reader.varint(), documents: reader.varint() };
   if (kind === KIND_CREATE) return { kind: 'create', collectionId: reader.varint(), name: reader.string(), definition: reader.string() };
-  if (kind === KIND_DROP) return decodeDrop(reader);
+  if (kind === KIND_DROP) return decodeDrop(reader, version);
+  if (version >= 3 && kind === KIND_INDEX) return { kind: 'index', collectionId: reader.varint(), name: reader.string(), familyNumber: reader.varint(), definition: reader.string() };
+  if (version >= 3 && kind === KIND_DROP_INDEX) return { kind: 'dropIndex', collectionId: reader.varint(), name: reader.string(), familyNumber: reader.varint() };
+  if (version >= 3 && kind === KIND_ENTRIES) {
+    const collectionId = reader.varint();
+    const familyNumber = reader.varint();
+    return { kind: 'entries', collectionId, familyNumber, deletes: repeat(reader, () => reader.slice()), puts: repeat(reader, () => reader.slice()) };
+  }
   if (kind === KIND_WRITE) return decodeWrite(reader);
   throw new StorageError(StorageErrorCode.CORRUPTION, `binlog transaction: unknown operation kind ${kind}`);
 }
 
-function decodeDrop(reader: ByteReader): DropCollectionOp {
+function decodeDrop(reader: ByteReader, version: number): DropCollectionOp {
   const collectionId = reader.varint();
   const name = reader.string();
   const familyNumbers = repeat(reader, () => reader.varint());
   const fieldNames = repeat(reader, () => reader.string());
-  return { kind: 'drop', collectionId, name, familyNumbers, fieldNames };
+  const indexNames = version >= 3 ? repeat(reader, () => reader.string()) : [];
+  return { kind: 'drop', collectionId, name, familyNumbers, fieldNames, indexNames };
 }
 
 function decodeWrite(reader: ByteReader): WriteOp {

@@ -6,16 +6,18 @@
 // Per write operation, in order: one catalog item per new field, the header in the meta
 // family, one item per field written, one delete per field removed. Per create: the catalog
 // item of the collection; per drop: deletes of the collection's catalog items; per count (record
-// version 2 on): the collection's count item.
+// version 2 on): the collection's count item; per index op (version 3 on): the index's catalog
+// item; per dropIndex: its deletion; per entries op: its deletes, then its puts (empty values),
+// in the index's family.
 //
 // It reads the record where it lies (record.ts has the grammar): keys are built in the batch's
 // key arena from the record's own bytes (the id's UTF-8 and the field number's varint), and
 // each value is a range of the record, so no object is made per field.
 
 import { ByteReader, StorageError, StorageErrorCode, writeVarint, type WriteBatch } from '../../storage/index.js';
-import { CATALOG_FAMILY, collectionKey, documentCountKey, familyName, fieldAssignmentKey, metaFamily } from './keys.js';
+import { CATALOG_FAMILY, collectionKey, documentCountKey, familyName, fieldAssignmentKey, indexDefinitionKey, metaFamily } from './keys.js';
 import { HEADER_VERSION, FLAG_DELETED } from './header.js';
-import { checkRecordVersion, KIND_COUNT, KIND_CREATE, KIND_DROP, KIND_WRITE } from './record.js';
+import { checkRecordVersion, KIND_COUNT, KIND_CREATE, KIND_DROP, KIND_DROP_INDEX, KIND_ENTRIES, KIND_INDEX, KIND_WRITE } from './record.js';
 
 /** What a transaction needs of the engine besides its items. */
 export interface Outline {
@@ -42,6 +44,9 @@ export function translate(payload: Buffer, tsn: number, batch: WriteBatch): Outl
     else if (kind === KIND_COUNT && version >= 2) translateCount(reader, batch);
     else if (kind === KIND_CREATE) translateCreate(reader, batch, outline);
     else if (kind === KIND_DROP) translateDrop(reader, batch, outline, version);
+    else if (kind === KIND_ENTRIES && version >= 3) translateEntries(reader, batch);
+    else if (kind === KIND_INDEX && version >= 3) translateIndex(reader, batch, outline);
+    else if (kind === KIND_DROP_INDEX && version >= 3) translateDropIndex(reader, batch, outline);
     else throw corrupt(`unknown operation kind ${kind}`);
   }
   if (reader.remaining !== 0) throw corrupt(`${reader.remaining} bytes after the last operation`);
@@ -73,8 +78,45 @@ function translateDrop(reader: ByteReader, batch: WriteBatch, outline: Outline, 
   for (let n = counted(reader); n > 0; n--) batch.delete(CATALOG_FAMILY, fieldAssignmentKey(collectionId, reader.string()));
   // Version 1 had no count item: its drops translate as they always did (same items, same LSNs).
   if (version >= 2) batch.delete(CATALOG_FAMILY, documentCountKey(collectionId));
+  if (version >= 3) for (let n = counted(reader); n > 0; n--) batch.delete(CATALOG_FAMILY, indexDefinitionKey(collectionId, reader.string()));
   if (outline.drops === NO_DROPS) (outline as { drops: Outline['drops'] }).drops = [];
   outline.drops.push({ collectionId, familyNumbers });
+}
+
+/** An index's catalog item (its definition, the record's own bytes); its family is named for creation. */
+function translateIndex(reader: ByteReader, batch: WriteBatch, outline: Outline): void {
+  const collectionId = reader.varint();
+  const name = reader.string();
+  const familyNumber = reader.varint();
+  batch.put(CATALOG_FAMILY, indexDefinitionKey(collectionId, name), reader.slice());
+  addFamily(outline, familyName(collectionId, familyNumber));
+}
+
+function translateDropIndex(reader: ByteReader, batch: WriteBatch, outline: Outline): void {
+  const collectionId = reader.varint();
+  batch.delete(CATALOG_FAMILY, indexDefinitionKey(collectionId, reader.string()));
+  const familyNumber = reader.varint();
+  if (outline.drops === NO_DROPS) (outline as { drops: Outline['drops'] }).drops = [];
+  outline.drops.push({ collectionId, familyNumbers: [familyNumber] });
+}
+
+/** An index's deletes then puts; keys are ranges of the record, values empty. */
+function translateEntries(reader: ByteReader, batch: WriteBatch): void {
+  const { data } = reader;
+  const collectionId = reader.varint();
+  const family = familyName(collectionId, reader.varint());
+  for (let n = counted(reader); n > 0; n--) {
+    const length = reader.varint();
+    batch.beginKey().keyBytes(data, reader.offset, reader.offset + length).deleteKey(family);
+    reader.offset += length;
+    checkBounds(reader);
+  }
+  for (let n = counted(reader); n > 0; n--) {
+    const length = reader.varint();
+    batch.beginKey().keyBytes(data, reader.offset, reader.offset + length).putValue(family, data, 0, 0);
+    reader.offset += length;
+    checkBounds(reader);
+  }
 }
 
 function translateWrite(reader: ByteReader, tsn: number, batch: WriteBatch, outline: Outline): void {

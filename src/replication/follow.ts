@@ -1,7 +1,8 @@
 // A standby's catalog follows the records it replays. On a primary the catalog changes at
 // sequencing (commit.ts hooks); a standby learns the same changes from the shipped record, just
 // before its items go to the engine: a new collection (reads of it wait until its create is
-// applied), a dropped one, newly numbered fields, and each collection's live count.
+// applied), a dropped one, newly numbered fields, each collection's live count, and indexes
+// defined, changing state or dropped (the primary builds them; a standby only replays).
 //
 // The catalog items a transaction writes tell what changed: count items (one per collection a
 // write touched, in nearly every record) are read in place; only a record with a create, a drop
@@ -13,6 +14,7 @@ import type { Outline } from '../documents/translate.js';
 import { decodeTransaction } from '../documents/record.js';
 import { CATALOG_FAMILY, DOCUMENT_COUNT_KEY_PREFIX } from '../documents/keys.js';
 import { Collection, type CollectionDefinition } from '../catalog.js';
+import type { IndexDefinition } from '../indexes.js';
 
 const COUNT_PREFIX = DOCUMENT_COUNT_KEY_PREFIX[0]!;
 
@@ -62,6 +64,11 @@ function applyStructure(catalog: Map<string, Collection>, feed: CatalogLearner, 
     } else if (op.kind === 'count') {
       const collection = byId(catalog, op.collectionId);
       if (collection) collection.documents = op.documents;
+    } else if (op.kind === 'index') {
+      // Defined, or its state changed (building -> ready or failed): queries use it once ready.
+      byId(catalog, op.collectionId)?.setIndex(op.name, JSON.parse(op.definition) as IndexDefinition);
+    } else if (op.kind === 'dropIndex') {
+      byId(catalog, op.collectionId)?.setIndex(op.name, undefined);
     }
   }
 }

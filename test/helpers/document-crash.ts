@@ -3,7 +3,8 @@
 // concurrent batches (spanning collections and column families, some larger than a memtable),
 // collection drops, flushes, compactions, segment rotation and purges runs until the power
 // fails at operation k; the image (with one kind of damage) is reopened, one time in five
-// crashing again during recovery, and checked against the workload (helpers/document-workload.ts).
+// crashing again during recovery, and checked against the workload (helpers/document-workload.ts)
+// and, for the main collection's two indexes, against its recovered documents (auditIndexes).
 // One test file per mode (test/crash/document-crash-<mode>.test.ts), so tap runs them in parallel.
 // Replay one failure: DOCKET_DOC_CRASH_ONLY="<mode>:<seed>:<k>:<damage>[:<j>]" npx tap test/crash/document-crash-<mode>.test.ts
 
@@ -28,7 +29,14 @@ const MODES: readonly Mode[] = [
   { name: 'double-periodic', durability: 'double', options: { ...STORE_OPTIONS, durability: 'double', sync: { mode: 'periodic', intervalMs: 5 } } },
 ];
 const BATCHES = 40;
-const SETUP_TSNS = 1;
+/** The setup: the main collection and its two indexes (a compound one with a descending and a dotted field), three transactions. */
+const SETUP_TSNS = 3;
+
+async function setup(store: DocumentStore): Promise<void> {
+  await store.createCollection(MAIN, { fieldFamiliesMax: 6 });
+  await store.createIndex(MAIN, 'by_score', { fields: ['score', { title: 'desc' }] });
+  await store.createIndex(MAIN, 'by_author', { fields: ['author', 'meta.a'] });
+}
 
 function open(mode: Mode, fileSystem: SimFileSystem): Promise<DocumentStore> {
   return DocumentStore.open({ ...mode.options, directory: '/db', fileSystem });
@@ -62,7 +70,7 @@ async function runOnce(mode: Mode, fs: SimFileSystem, groups: Step[][]) {
   } catch {
     return { acknowledged: new Map<number, number>(), changes: new Map<number, 'create-side' | 'drop-side'>(), durableTsn: 0, crashed: true };
   }
-  const result = await run(store, groups, async () => void (await store.createCollection(MAIN, { fieldFamiliesMax: 6 })));
+  const result = await run(store, groups, () => setup(store));
   // The power may fail during close, too: that is one more crash point.
   if (!result.crashed) await store.close().catch((error: unknown) => {
     if (!fs.crashed) throw error;
@@ -99,7 +107,12 @@ async function checkOne(mode: Mode, seed: number, k: number, damage: Damage, aga
     // Under `immediate` every acknowledged transaction must survive; under `periodic`, every
     // one the binlog had synced when the power failed (the loss window is what was not).
     const required = mode.options.sync?.mode === 'periodic' ? result.durableTsn : Number.MAX_SAFE_INTEGER;
-    return { failure: await verify(store, groups, result, SETUP_TSNS, required), crashed, recoveryCrashed, acknowledged };
+    const failure = await verify(store, groups, result, SETUP_TSNS, required);
+    if (failure) return { failure, crashed, recoveryCrashed, acknowledged };
+    // Every index holds exactly the keys of the recovered documents (none building: both are defined on an empty collection).
+    const audit = await store.auditIndexes();
+    const indexFailure = audit.length === 0 ? undefined : `index ${audit[0]!.index} of ${audit[0]!.collection} disagrees with the documents: ${audit[0]!.missing.length} keys missing, ${audit[0]!.extra.length} extra`;
+    return { failure: indexFailure, crashed, recoveryCrashed, acknowledged };
   } finally {
     await store.close();
   }
@@ -109,7 +122,7 @@ async function checkOne(mode: Mode, seed: number, k: number, damage: Damage, aga
 async function operationsIn(mode: Mode, seed: number): Promise<number> {
   const fs = new SimFileSystem();
   const store = await open(mode, fs);
-  const result = await run(store, workload(seed, BATCHES), async () => void (await store.createCollection(MAIN, { fieldFamiliesMax: 6 })));
+  const result = await run(store, workload(seed, BATCHES), () => setup(store));
   const { engine, epochs } = store.stats();
   await store.close();
   if (result.crashed) throw new Error(`the workload of seed ${seed} fails without a crash`);

@@ -181,7 +181,8 @@ export async function verify(store: DocumentStore, groups: Step[][], result: Run
 }
 
 function model(history: Map<number, { write: number } | { change: 'create-side' | 'drop-side' }>, batches: Map<number, BatchOperation[]>, last: number, setupTsns: number): State {
-  const state: State = last >= setupTsns ? new Map([[MAIN, new Map()]]) : new Map();
+  // The setup's first transaction creates the main collection (the rest define its indexes).
+  const state: State = last >= 1 ? new Map([[MAIN, new Map()]]) : new Map();
   for (let tsn = setupTsns + 1; tsn <= last; tsn++) {
     const entry = history.get(tsn)!;
     if ('change' in entry) {

@@ -53,6 +53,13 @@ const FIXTURES: Record<string, Fixture> = {
   'PATCH /collections/:collection/docs/:id': { roles: WRITERS, ok: 200, request: () => ({ url: '/collections/c/docs/d', payload: '{"b":2}', headers: { 'content-type': 'application/merge-patch+json' } }) },
   'DELETE /collections/:collection/docs/:id': { roles: WRITERS, ok: 200, request: (who) => ({ url: `/collections/c/docs/del-${who}` }) },
   'POST /collections/:collection/bulk': { roles: WRITERS, ok: 200, request: () => ({ url: '/collections/c/bulk', payload: '{"id":"b1"}\n', headers: { 'content-type': 'application/x-ndjson' } }) },
+  'GET /collections/:collection/indexes': { roles: READERS, ok: 200, request: () => ({ url: '/collections/c/indexes' }) },
+  'PUT /collections/:collection/indexes/:name': { roles: ADMIN, ok: 201, request: (who) => ({ url: `/collections/c/indexes/made-${who}`, ...json({ fields: [`f-${who}`] }) }) },
+  'GET /collections/:collection/indexes/:name': { roles: READERS, ok: 200, request: () => ({ url: '/collections/c/indexes/ix' }) },
+  'DELETE /collections/:collection/indexes/:name': { roles: ADMIN, ok: 200, request: (who) => ({ url: `/collections/c/indexes/gone-${who}` }) },
+  'POST /collections/:collection/find': { roles: READERS, ok: 200, request: () => ({ url: '/collections/c/find', ...json({ selector: { a: 1 }, allow_scan: true }) }) },
+  'POST /collections/:collection/explain': { roles: READERS, ok: 200, request: () => ({ url: '/collections/c/explain', ...json({ selector: { a: 1 } }) }) },
+  'POST /collections/:collection/count': { roles: READERS, ok: 200, request: () => ({ url: '/collections/c/count', ...json({}) }) },
   'GET /changes': { roles: READERS, ok: 200, request: () => ({ url: '/changes' }) },
   // An endless stream for a caller let in; a bad limit makes it answer (400) once past the role check.
   'GET /changes/stream': { roles: READERS, ok: 400, request: () => ({ url: '/changes/stream?limit=0' }) },
@@ -113,7 +120,9 @@ t.test('every route × every role, and no token: the exact status', async (t) =>
   };
   await setup({ method: 'PUT', url: '/collections/c', ...json({}) }, 201);
   await setup({ method: 'PUT', url: '/collections/c/docs/d', ...json({ a: 1 }) }, 201);
+  await setup({ method: 'PUT', url: '/collections/c/indexes/ix', ...json({ fields: ['a'] }) }, 201);
   for (const caller of who) {
+    await setup({ method: 'PUT', url: `/collections/c/indexes/gone-${caller}`, ...json({ fields: ['g'] }) }, 201);
     await setup({ method: 'PUT', url: `/collections/gone-${caller}`, ...json({}) }, 201);
     await setup({ method: 'PUT', url: `/collections/c/docs/del-${caller}`, ...json({ a: 1 }) }, 201);
   }

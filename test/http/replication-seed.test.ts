@@ -1,6 +1,7 @@
 // Real processes on 127.0.0.1: a new standby (empty data directory) starts from a checkpoint of
 // its primary (GET /replication/checkpoint), not from the primary's first record, then follows
-// the log from the checkpoint's TSN + 1; a seeding cut short is taken again at the next start;
+// the log from the checkpoint's TSN + 1, including an index the primary builds, which the
+// standby then queries through; a seeding cut short is taken again at the next start;
 // a role without the replicate permission gets no checkpoint.
 
 import t from 'tap';
@@ -62,6 +63,26 @@ t.test('a new standby is seeded from a checkpoint of its primary, then follows t
   const seen = await json(`${standby.url}/collections/c/docs/after`, { headers: { 'x-docket-min-tsn': String(after.body['tsn']) } });
   t.same(seen.body, { after: true }, 'a write after the checkpoint reaches the seeded standby');
   t.equal((await json(`${standby.url}/collections/c`)).body['documents'], DOCUMENTS + 1, 'the live count came with the checkpoint and follows the log');
+
+
+  // An index the primary builds over the documents already there reaches the standby with its
+  // entries; the standby answers a find (a POST that reads) through it.
+  const index = await json(`${primary.url}/collections/c/indexes/by_i`, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ fields: ['i'] }) });
+  t.equal(index.status, 201, JSON.stringify(index.body));
+  let state = index.body['state'];
+  while (state !== 'ready') {
+    const seen = await json(`${primary.url}/collections/c/indexes/by_i`);
+    state = seen.body['state'];
+    if (state === 'failed') break;
+    if (state !== 'ready') await new Promise((resolve) => setImmediate(resolve));
+  }
+  t.equal(state, 'ready', 'the primary built the index');
+  const marker = await put(`${primary.url}/collections/c/docs/marker`, { i: 100000 });
+  const find = await json(`${standby.url}/collections/c/find`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-docket-min-tsn': String(marker.body['tsn']) }, body: JSON.stringify({ selector: { i: { $gte: 297 } } }) });
+  t.equal(find.status, 200, JSON.stringify(find.body));
+  t.same((find.body['documents'] as { id: string }[]).map((d) => d.id), ['d297', 'd298', 'd299', 'marker'], 'the standby finds through the replicated index');
+  t.equal(find.body['index'], 'by_i');
+  t.equal((await json(`${standby.url}/collections/c/indexes/by_i`)).body['state'], 'ready');
 
   // A standby does not serve checkpoints; a standby restarted on its own directory is not seeded again.
   const refused = await json(`${standby.url}/replication/checkpoint`);
