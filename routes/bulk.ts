@@ -7,6 +7,7 @@
 // (config.requestTimeoutMs, default 5 minutes) bounds the whole request, body included: past it
 // Node answers 408 and closes the connection, and what was acknowledged before stays stored.
 
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import { bulkLoad, BulkLinesFailed } from '../src/bulk.js';
 import { DocketError, DocketErrorCode } from '../src/errors.js';
@@ -39,8 +40,29 @@ const bulkQuery = {
 
 /** Per connection: settles when its latest bulk request has cut its last line. */
 const cutting = new WeakMap<object, Promise<void>>();
+/** Per bulk request: the load before it on its connection, and what says it has cut its own last line. */
+const order = new WeakMap<object, { readonly previous: Promise<void> | undefined; readonly onCut: () => void }>();
+const BULK_PATH = /^\/collections\/[^/?]+\/bulk(?:\?|$)/;
+
+/**
+ * Takes a bulk request's place in its connection's order when Node hands it over, in arrival
+ * order and synchronously: by the time the handler runs, hooks that await (access control,
+ * load shedding, replication) may have let a later pipelined request's handler run first, so
+ * the handler cannot be what orders them. A request that never reaches the handler (refused by
+ * a hook) lets the next one go when its response closes.
+ */
+function takePlace(request: IncomingMessage, response: ServerResponse): void {
+  if (request.method !== 'POST' || !BULK_PATH.test(request.url ?? '')) return;
+  const socket = request.socket;
+  const previous = cutting.get(socket);
+  let onCut!: () => void;
+  cutting.set(socket, new Promise<void>((resolve) => (onCut = resolve)));
+  order.set(request, { previous, onCut });
+  response.once('close', onCut);
+}
 
 export const bulkRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app, { docket }) => {
+  app.server.on('request', takePlace);
   app.post<{ Params: { collection: string }; Querystring: BulkQuery }>(
     '/collections/:collection/bulk',
     // The media type is checked before any body parser runs: a JSON body would otherwise be
@@ -51,11 +73,8 @@ export const bulkRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app, { 
       if (Buffer.byteLength(idField, 'utf8') > limits.FIELD_NAME_SIZE_BYTES_MAX) {
         throw new DocketError(DocketErrorCode.INVALID_ARGUMENT, `id_field is at most ${limits.FIELD_NAME_SIZE_BYTES_MAX} bytes of UTF-8`);
       }
-      // Requests pipelined on one connection cut their lines in order (see src/bulk.ts).
-      const socket = request.raw.socket;
-      const previous = cutting.get(socket);
-      let onCut!: () => void;
-      cutting.set(socket, new Promise<void>((resolve) => (onCut = resolve)));
+      // Requests pipelined on one connection cut their lines in order (see src/bulk.ts, takePlace).
+      const { previous, onCut } = order.get(request.raw) ?? { previous: undefined, onCut: () => undefined };
       const options = { collection: request.params.collection, idField, atomic, lineBytesMax: docket.config.bulkLineBytesMax, signal: docket.shutdownSignal, onCut, ...(previous ? { previous } : {}) };
       // A compressed body is decoded as it streams, bounded (server/http/content-encoding.ts).
       const codings = requestCodings(request.headers['content-encoding']);
