@@ -3,9 +3,9 @@
 // directory, and writing the CHECKPOINT marker last; `docket serve --data-dir DIR` then opens
 // the copy. A backup cut short keeps CHECKPOINT-INCOMPLETE and refuses to open.
 
-import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
+import { serverConnectionOf, UsageError } from './server-url.js';
 import { SingleBar } from 'cli-progress';
 import { Agent, request } from 'undici';
 import { RealFileSystem } from '../storage/index.js';
@@ -40,7 +40,6 @@ Exit status: 0 the backup is complete, 2 bad arguments or DIR not empty, 3 the b
 failed (server unreachable or refusing, stream corrupt or cut short, disk error).
 `;
 
-class UsageError extends Error {}
 
 interface Arguments {
   readonly directory: string;
@@ -147,27 +146,10 @@ function parseArguments(argv: string[], environment: NodeJS.ProcessEnv): Argumen
   }
   const { values, positionals } = parsed;
   if (positionals.length !== 1) throw new UsageError('name one directory to write the backup into');
-  let url: URL;
-  try {
-    url = new URL(values.url);
-  } catch {
-    throw new UsageError(`--url: ${JSON.stringify(values.url)} is not a URL`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError('--url must be an http:// or https:// URL');
-  const token = values.token ?? (environment.DOCKET_TOKEN || undefined);
-  if (token !== undefined && !/^[\x21-\x7e]+$/.test(token)) throw new UsageError('--token (or DOCKET_TOKEN) holds characters no token has');
-  let ca: Buffer | undefined;
-  if (values['ca-file'] !== undefined) {
-    if (url.protocol !== 'https:') throw new UsageError('--ca-file is for an https:// --url');
-    try {
-      ca = readFileSync(values['ca-file']);
-    } catch (error) {
-      throw new UsageError(`--ca-file: cannot read ${values['ca-file']}: ${(error as Error).message}`);
-    }
-  }
+  const { url, token, ca } = serverConnectionOf(values, environment);
   const interval = Number(values['progress-interval-ms']);
   if (!/^\d+$/.test(values['progress-interval-ms']) || !(interval >= 1)) throw new UsageError('--progress-interval-ms must be a positive integer');
-  return { directory: path.resolve(positionals[0]!), url: url.origin, token, ca, flush: values.flush, progressIntervalMs: interval, quiet: values.quiet, json: values.json };
+  return { directory: path.resolve(positionals[0]!), url, token, ca, flush: values.flush, progressIntervalMs: interval, quiet: values.quiet, json: values.json };
 }
 
 /** A bar on a terminal, a line every interval otherwise, nothing with --quiet. */

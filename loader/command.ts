@@ -3,8 +3,9 @@
 // start, or --resume from the checkpoint), shows progress and line errors, prints the summary,
 // and returns the exit status.
 
-import { createWriteStream, readFileSync, type WriteStream } from 'node:fs';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { serverConnectionOf, UsageError } from './server-url.js';
 import * as limits from '../src/limits.js';
 import { CheckpointError, defaultCheckpointPath, readCheckpoint, resumeMismatch, type LoadCounts, type LoadPosition } from './checkpoint.js';
 import { identify, STDIN, type InputIdentity } from './input.js';
@@ -49,7 +50,6 @@ Exit status: 0 every line stored, 1 some lines failed, 2 bad arguments or inputs
 3 the load stopped (server unreachable or refusing; resume it), 130 interrupted (resume it).
 `;
 
-class UsageError extends Error {}
 
 interface Arguments {
   readonly files: string[];
@@ -166,28 +166,11 @@ function parseArguments(argv: string[], environment: NodeJS.ProcessEnv): Argumen
   if (collection === undefined) throw new UsageError('--collection NAME is required');
   if (!limits.COLLECTION_NAME_PATTERN.test(collection)) throw new UsageError(`--collection: ${JSON.stringify(collection)} is not a collection name (${limits.COLLECTION_NAME_PATTERN.source})`);
   if (values.resume && values.restart) throw new UsageError('--resume and --restart exclude each other');
-  let url: URL;
-  try {
-    url = new URL(values.url);
-  } catch {
-    throw new UsageError(`--url: ${JSON.stringify(values.url)} is not a URL`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError('--url must be an http:// or https:// URL');
-  const token = values.token ?? (environment.DOCKET_TOKEN || undefined);
-  if (token !== undefined && !/^[\x21-\x7e]+$/.test(token)) throw new UsageError('--token (or DOCKET_TOKEN) holds characters no token has');
-  let ca: Buffer | undefined;
-  if (values['ca-file'] !== undefined) {
-    if (url.protocol !== 'https:') throw new UsageError('--ca-file is for an https:// --url');
-    try {
-      ca = readFileSync(values['ca-file']);
-    } catch (error) {
-      throw new UsageError(`--ca-file: cannot read ${values['ca-file']}: ${(error as Error).message}`);
-    }
-  }
+  const { url, token, ca } = serverConnectionOf(values, environment);
   return {
     files: positionals,
     collection,
-    url: url.origin,
+    url,
     token,
     ca,
     idField: values['id-field'],

@@ -536,28 +536,23 @@ export class DocumentStore {
   // ---- queries (query.ts) ----
 
   /** POST /collections/{c}/find. */
-  async find(collectionName: string, body: unknown): Promise<FindResult> {
-    const { query, reader } = await this.queryOn(collectionName, body, 'find');
-    try {
-      return await query.find(reader);
-    } finally {
-      reader.release();
-    }
+  find(collectionName: string, body: unknown): Promise<FindResult> {
+    return this.runQuery(collectionName, body, 'find', (query, reader) => query.find(reader));
   }
 
-  async explain(collectionName: string, body: unknown): Promise<ExplainResult> {
-    const { query, reader } = await this.queryOn(collectionName, body, 'explain');
-    try {
-      return await query.explain(reader);
-    } finally {
-      reader.release();
-    }
+  explain(collectionName: string, body: unknown): Promise<ExplainResult> {
+    return this.runQuery(collectionName, body, 'explain', (query, reader) => query.explain(reader));
   }
 
-  async count(collectionName: string, body: unknown): Promise<CountResult> {
-    const { query, reader } = await this.queryOn(collectionName, body, 'count');
+  count(collectionName: string, body: unknown): Promise<CountResult> {
+    return this.runQuery(collectionName, body, 'count', (query, reader) => query.count(reader));
+  }
+
+  /** Parses the query, then runs it on a reader at one snapshot, released however it ends. */
+  private async runQuery<T>(collectionName: string, body: unknown, kind: 'find' | 'explain' | 'count', run: (query: Query, reader: QueryReader) => Promise<T>): Promise<T> {
+    const { query, reader } = await this.queryOn(collectionName, body, kind);
     try {
-      return await query.count(reader);
+      return await run(query, reader);
     } finally {
       reader.release();
     }

@@ -306,16 +306,10 @@ export class Memtable {
 
   /** Fills `update` with the last node before (key, lsn) in internal order at each level. */
   private findPredecessors(key: Buffer, keyStart: number, keyLength: number, prefix: number, lsn: number): void {
-    const { ints, floats, links, update } = this;
+    const { update } = this;
     let node = 0;
     for (let level = this.height - 1; level >= 0; level--) {
-      for (;;) {
-        const next = links[ints[node * NODE_INTS + LINKS]! + level]!;
-        if (next === 0) break;
-        const nextPrefix = floats[next * NODE_FLOATS + PREFIX]!;
-        if (nextPrefix > prefix || (nextPrefix === prefix && this.compareNode(next, key, keyStart, keyLength, prefix, lsn) >= 0)) break;
-        node = next;
-      }
+      node = this.walkLevel(node, level, key, keyStart, keyLength, prefix, lsn);
       update[level] = node;
     }
   }
@@ -327,7 +321,7 @@ export class Memtable {
    * tails[l]. A key before the top level's tail takes the search from the head.
    */
   private findPredecessorsNearEnd(key: Buffer, keyStart: number, keyLength: number, prefix: number, lsn: number): void {
-    const { ints, floats, links, update, tails } = this;
+    const { update, tails } = this;
     const top = this.height - 1;
     if (tails[top] === 0 || this.compareNode(tails[top]!, key, keyStart, keyLength, prefix, lsn) >= 0) {
       this.findPredecessors(key, keyStart, keyLength, prefix, lsn);
@@ -342,14 +336,20 @@ export class Memtable {
         if (this.compareNode(tail, key, keyStart, keyLength, prefix, lsn) < 0) node = tail;
         else tailBefore = false;
       }
-      for (;;) {
-        const next = links[ints[node * NODE_INTS + LINKS]! + level]!;
-        if (next === 0) break;
-        const nextPrefix = floats[next * NODE_FLOATS + PREFIX]!;
-        if (nextPrefix > prefix || (nextPrefix === prefix && this.compareNode(next, key, keyStart, keyLength, prefix, lsn) >= 0)) break;
-        node = next;
-      }
+      node = this.walkLevel(node, level, key, keyStart, keyLength, prefix, lsn);
       update[level] = node;
+    }
+  }
+
+  /** From `node`, forward along `level` to the last node before (key, lsn) in internal order. */
+  private walkLevel(node: number, level: number, key: Buffer, keyStart: number, keyLength: number, prefix: number, lsn: number): number {
+    const { ints, floats, links } = this;
+    for (;;) {
+      const next = links[ints[node * NODE_INTS + LINKS]! + level]!;
+      if (next === 0) return node;
+      const nextPrefix = floats[next * NODE_FLOATS + PREFIX]!;
+      if (nextPrefix > prefix || (nextPrefix === prefix && this.compareNode(next, key, keyStart, keyLength, prefix, lsn) >= 0)) return node;
+      node = next;
     }
   }
 
