@@ -237,6 +237,37 @@ export class CommitPipeline {
     return () => releases.forEach((release) => release());
   }
 
+  /**
+   * One transaction from locks to TSN: admits it on `keys`, asks `plan` (with the locks held)
+   * what to sequence, and sequences it; when `plan` returns nothing or throws, the slot is given
+   * back. The locks go as soon as it is sequenced (the overlay then answers for its documents);
+   * `sequenced` sees the commit before they go. Resolves with the TSN once applied, or undefined
+   * when nothing was sequenced.
+   */
+  async transact(
+    keys: readonly string[],
+    plan: () => readonly PlannedOperation[] | undefined | Promise<readonly PlannedOperation[] | undefined>,
+    sequenced?: (committed: Promise<number>) => void,
+  ): Promise<number | undefined> {
+    const release = await this.admit(keys);
+    let committed: Promise<number> | undefined;
+    try {
+      this.checkWritable(); // Closed or failed while this waited for its locks.
+      const planned = await plan();
+      if (planned === undefined) this.abandon();
+      else {
+        committed = this.sequence(planned);
+        sequenced?.(committed);
+      }
+    } catch (error) {
+      if (committed === undefined) this.abandon();
+      throw error;
+    } finally {
+      release();
+    }
+    return committed;
+  }
+
   /** Gives the slot back when a transaction ends without being sequenced. */
   abandon(): void {
     this.releaseSlot();

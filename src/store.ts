@@ -239,49 +239,45 @@ export class DocumentStore {
     this.checkOpen();
     checkCollectionName(name);
     defineCollection(0, name, options); // Refuses a bad definition before anything is logged.
-    const release = await this.pipeline.admit([COLLECTION_LOCK_PREFIX + name]);
-    let committed: Promise<number>;
-    try {
-      const existing = this.catalog.get(name);
-      if (existing) {
-        if (!sameOptions(existing.definition, options)) throw new DocketError(DocketErrorCode.COLLECTION_EXISTS, `collection ${name} exists with a different definition`);
-        this.pipeline.abandon();
-        await existing.applied; // A create still in flight: answer once it can be used.
-        return { created: false, tsn: existing.id };
-      }
-      if (this.catalog.size >= limits.COLLECTIONS_MAX) throw new DocketError(DocketErrorCode.COLLECTION_LIMIT, `a store holds at most ${limits.COLLECTIONS_MAX} collections`);
-      const reserving = reservedFamilies(defineCollection(0, name, options));
-      let reserved = 0;
-      for (const collection of this.catalog.values()) reserved += reservedFamilies(collection.definition, collection.indexes.size);
-      if (reserved + reserving > limits.FAMILIES_RESERVED_MAX) {
-        throw new DocketError(DocketErrorCode.COLLECTION_LIMIT, `the collections would reserve ${reserved + reserving} column families, more than ${limits.FAMILIES_RESERVED_MAX} (each reserves 2 + fieldFamiliesMax)`);
-      }
-      committed = this.pipeline.sequence([{ kind: 'create', name, definition: (id) => JSON.stringify(defineCollection(id, name, options)) }]);
-      const applied = committed.then(() => undefined);
-      applied.catch(() => undefined); // Whoever waits on it sees the failure; the creator through committed.
-      this.catalog.get(name)!.applied = applied;
-    } catch (error) {
-      this.pipeline.abandon();
-      throw error;
-    } finally {
-      release();
-    }
-    return { created: true, tsn: await committed };
+    let existing: Collection | undefined;
+    const tsn = await this.pipeline.transact(
+      [COLLECTION_LOCK_PREFIX + name],
+      () => {
+        existing = this.catalog.get(name);
+        if (existing) {
+          if (!sameOptions(existing.definition, options)) throw new DocketError(DocketErrorCode.COLLECTION_EXISTS, `collection ${name} exists with a different definition`);
+          return undefined;
+        }
+        if (this.catalog.size >= limits.COLLECTIONS_MAX) throw new DocketError(DocketErrorCode.COLLECTION_LIMIT, `a store holds at most ${limits.COLLECTIONS_MAX} collections`);
+        const reserving = reservedFamilies(defineCollection(0, name, options));
+        const reserved = this.reservedFamilies();
+        if (reserved + reserving > limits.FAMILIES_RESERVED_MAX) {
+          throw new DocketError(DocketErrorCode.COLLECTION_LIMIT, `the collections would reserve ${reserved + reserving} column families, more than ${limits.FAMILIES_RESERVED_MAX} (each reserves 2 + fieldFamiliesMax)`);
+        }
+        return [{ kind: 'create', name, definition: (id) => JSON.stringify(defineCollection(id, name, options)) }];
+      },
+      (committed) => {
+        const applied = committed.then(() => undefined);
+        applied.catch(() => undefined); // Whoever waits on it sees the failure; the creator through committed.
+        this.catalog.get(name)!.applied = applied;
+      },
+    );
+    if (tsn !== undefined) return { created: true, tsn };
+    await existing!.applied; // A create still in flight: answer once it can be used.
+    return { created: false, tsn: existing!.id };
+  }
+
+  /** The column families the collections and their indexes reserve between them. */
+  private reservedFamilies(): number {
+    let reserved = 0;
+    for (const collection of this.catalog.values()) reserved += reservedFamilies(collection.definition, collection.indexes.size);
+    return reserved;
   }
 
   async dropCollection(name: string): Promise<{ tsn: number }> {
     this.checkOpen();
-    const release = await this.pipeline.admit([COLLECTION_LOCK_PREFIX + name]);
-    let committed: Promise<number>;
-    try {
-      committed = this.pipeline.sequence([{ kind: 'drop', collection: this.collection(name) }]);
-    } catch (error) {
-      this.pipeline.abandon();
-      throw error;
-    } finally {
-      release();
-    }
-    return { tsn: await committed };
+    const tsn = await this.pipeline.transact([COLLECTION_LOCK_PREFIX + name], () => [{ kind: 'drop', collection: this.collection(name) }]);
+    return { tsn: tsn! };
   }
 
   listCollections(): CollectionInfo[] {
@@ -318,31 +314,21 @@ export class DocumentStore {
     checkIndexName(name);
     const options = indexOptionsOf(body);
     await collection.applied;
-    const release = await this.pipeline.admit([COLLECTION_LOCK_PREFIX + collection.name, UNIQUE_LOCK_PREFIX + collection.id]);
-    let committed: Promise<number>;
-    try {
-      this.pipeline.checkWritable();
+    let existing: Index | undefined;
+    const tsn = await this.pipeline.transact(this.catalogKeys(collection), () => {
       if (collection.dropped) throw new DocketError(DocketErrorCode.COLLECTION_NOT_FOUND, `collection ${collection.name} was dropped`);
-      const existing = collection.indexes.get(name);
+      existing = collection.indexes.get(name);
       if (existing) {
         if (!sameIndex(existing.definition, options)) throw new DocketError(DocketErrorCode.INDEX_EXISTS, `index ${name} of ${collection.name} exists with a different definition`);
-        this.pipeline.abandon();
-        return { created: false, tsn: existing.definition.familyNumber - indexFamilyNumber(0), index: existing.info(collection.documents) };
+        return undefined;
       }
       if (collection.indexes.size >= limits.INDEXES_PER_COLLECTION_MAX) throw new DocketError(DocketErrorCode.COLLECTION_LIMIT, `a collection has at most ${limits.INDEXES_PER_COLLECTION_MAX} indexes`);
-      let reserved = 0;
-      for (const c of this.catalog.values()) reserved += reservedFamilies(c.definition, c.indexes.size);
-      if (reserved + 1 > limits.FAMILIES_RESERVED_MAX) throw new DocketError(DocketErrorCode.COLLECTION_LIMIT, `the collections would reserve more than ${limits.FAMILIES_RESERVED_MAX} column families`);
+      if (this.reservedFamilies() + 1 > limits.FAMILIES_RESERVED_MAX) throw new DocketError(DocketErrorCode.COLLECTION_LIMIT, `the collections would reserve more than ${limits.FAMILIES_RESERVED_MAX} column families`);
       // No live document as of the last sequenced write: nothing to build.
       const state = collection.documents === 0 ? 'ready' : 'building';
-      committed = this.pipeline.sequence([{ kind: 'index', collection, name, definition: (tsn) => ({ name, fields: options.fields, unique: options.unique, familyNumber: indexFamilyNumber(tsn), state }) }]);
-    } catch (error) {
-      this.pipeline.abandon();
-      throw error;
-    } finally {
-      release();
-    }
-    const tsn = await committed;
+      return [{ kind: 'index', collection, name, definition: (tsn) => ({ name, fields: options.fields, unique: options.unique, familyNumber: indexFamilyNumber(tsn), state }) }];
+    });
+    if (tsn === undefined) return { created: false, tsn: existing!.definition.familyNumber - indexFamilyNumber(0), index: existing!.info(collection.documents) };
     const index = collection.indexes.get(name)!;
     if (index.definition.state === 'building' && index.definition.familyNumber === indexFamilyNumber(tsn)) this.startBuild(collection, index);
     return { created: true, tsn, index: index.info(collection.documents) };
@@ -351,19 +337,8 @@ export class DocumentStore {
   async dropIndex(collectionName: string, name: string): Promise<{ tsn: number }> {
     this.checkOpen();
     const collection = this.collection(collectionName);
-    const release = await this.pipeline.admit([COLLECTION_LOCK_PREFIX + collection.name, UNIQUE_LOCK_PREFIX + collection.id]);
-    let committed: Promise<number>;
-    try {
-      this.pipeline.checkWritable();
-      const index = this.index(collection, name);
-      committed = this.pipeline.sequence([{ kind: 'dropIndex', collection, index }]);
-    } catch (error) {
-      this.pipeline.abandon();
-      throw error;
-    } finally {
-      release();
-    }
-    return { tsn: await committed };
+    const tsn = await this.pipeline.transact(this.catalogKeys(collection), () => [{ kind: 'dropIndex', collection, index: this.index(collection, name) }]);
+    return { tsn: tsn! };
   }
 
   listIndexes(collectionName: string): Record<string, unknown>[] {
@@ -376,6 +351,11 @@ export class DocumentStore {
     this.checkOpen();
     const collection = this.collection(collectionName);
     return this.index(collection, name).info(collection.documents);
+  }
+
+  /** The locks a change to a collection's indexes holds: its name, and its unique indexes' values. */
+  private catalogKeys(collection: Collection): string[] {
+    return [COLLECTION_LOCK_PREFIX + collection.name, UNIQUE_LOCK_PREFIX + collection.id];
   }
 
   private index(collection: Collection, name: string): Index {
@@ -433,66 +413,45 @@ export class DocumentStore {
   private async buildStep(collection: Collection, index: Index, ids: readonly string[]): Promise<void> {
     for (let attempt = 1; attempt <= REPLANS_MAX; attempt++) {
       const epoch = collection.indexEpoch;
-      const release = await this.pipeline.admit([...ids.map((id) => documentKey(collection, id)), UNIQUE_LOCK_PREFIX + collection.id]);
-      let committed: Promise<number> | undefined;
       try {
-        this.pipeline.checkWritable();
-        if (collection.dropped || collection.indexes.get(index.name) !== index) throw new Replan();
-        const puts: Buffer[] = [];
-        const claims = new Map<string, string | null>();
-        const unique: [string, string | null][] = [];
-        const only = new Set(index.paths.map((p) => p.top));
-        for (const id of ids) {
-          let state = await this.currentState(collection, id);
-          if (!state || state.deleted) continue;
-          state = await this.withValues(collection, id, state, only);
-          const key = index.keyOf(id, state.fieldNames, state.values, this.keyBuilder);
-          if (index.definition.unique && index.complete(key)) {
-            const prefix = key.subarray(0, key.length - Buffer.byteLength(id, 'utf8'));
-            const holder = await this.uniqueHolder(index, prefix, claims);
-            if (holder !== null && holder !== id) throw uniqueConflict(collection, index, id, holder);
-            claims.set(`${index.family}\u0000${prefix.toString('hex')}`, id);
-            unique.push([prefix.toString('hex'), id]);
+        await this.pipeline.transact([...ids.map((id) => documentKey(collection, id)), UNIQUE_LOCK_PREFIX + collection.id], async () => {
+          if (collection.dropped || collection.indexes.get(index.name) !== index) throw new Replan();
+          const puts: Buffer[] = [];
+          const claims = new Map<string, string | null>();
+          const unique: [string, string | null][] = [];
+          const only = new Set(index.paths.map((p) => p.top));
+          for (const id of ids) {
+            let state = await this.currentState(collection, id);
+            if (!state || state.deleted) continue;
+            state = await this.withValues(collection, id, state, only);
+            const key = index.keyOf(id, state.fieldNames, state.values, this.keyBuilder);
+            if (index.definition.unique && index.complete(key)) {
+              const prefix = key.subarray(0, key.length - Buffer.byteLength(id, 'utf8'));
+              const holder = await this.uniqueHolder(index, prefix, claims);
+              if (holder !== null && holder !== id) throw uniqueConflict(collection, index, id, holder);
+              claims.set(`${index.family}\u0000${prefix.toString('hex')}`, id);
+              unique.push([prefix.toString('hex'), id]);
+            }
+            puts.push(key);
           }
-          puts.push(key);
-        }
-        if (collection.indexEpoch !== epoch) throw new Replan();
-        if (puts.length > 0) committed = this.pipeline.sequence([{ kind: 'entries', collection, entries: { index, deletes: [], puts, ...(index.definition.unique ? { claims: unique } : {}) } }]);
-        else this.pipeline.abandon();
+          if (collection.indexEpoch !== epoch) throw new Replan();
+          return puts.length > 0 ? [{ kind: 'entries', collection, entries: { index, deletes: [], puts, ...(index.definition.unique ? { claims: unique } : {}) } }] : undefined;
+        });
+        return;
       } catch (error) {
-        this.pipeline.abandon();
-        if (error instanceof Replan) {
-          if (collection.dropped || collection.indexes.get(index.name) !== index) return;
-          continue;
-        }
-        throw error;
-      } finally {
-        release();
+        if (!(error instanceof Replan)) throw error;
+        if (collection.dropped || collection.indexes.get(index.name) !== index) return;
       }
-      if (committed) await committed;
-      return;
     }
   }
 
   /** Logs an index's new state (ready or failed), if it is still the index the build began. */
   private async setIndexState(collection: Collection, index: Index, state: 'ready' | 'failed', error?: string): Promise<void> {
-    const release = await this.pipeline.admit([COLLECTION_LOCK_PREFIX + collection.name, UNIQUE_LOCK_PREFIX + collection.id]);
-    let committed: Promise<number> | undefined;
-    try {
-      this.pipeline.checkWritable();
-      if (collection.dropped || collection.indexes.get(index.name) !== index) {
-        this.pipeline.abandon();
-        return;
-      }
+    await this.pipeline.transact(this.catalogKeys(collection), () => {
+      if (collection.dropped || collection.indexes.get(index.name) !== index) return undefined;
       const definition: IndexDefinition = { ...index.definition, state, ...(error ? { error } : {}) };
-      committed = this.pipeline.sequence([{ kind: 'index', collection, name: index.name, definition: () => definition }]);
-    } catch (e) {
-      this.pipeline.abandon();
-      throw e;
-    } finally {
-      release();
-    }
-    await committed;
+      return [{ kind: 'index', collection, name: index.name, definition: () => definition }];
+    });
   }
 
   /**
@@ -612,11 +571,8 @@ export class DocumentStore {
     const epochs = collections.map((c) => c.indexEpoch);
     const keys = checked.map(({ collection, operation }) => documentKey(collection, operation.id));
     for (const collection of collections) if (collection.hasUniqueIndex) keys.push(UNIQUE_LOCK_PREFIX + collection.id);
-    const release = await this.pipeline.admit(keys);
-    let committed: Promise<number>;
-    let created: boolean[];
-    try {
-      this.pipeline.checkWritable(); // Closed or failed while this waited for its locks.
+    let created: boolean[] = [];
+    const tsn = await this.pipeline.transact(keys, async () => {
       for (const collection of collections) await collection.applied;
       checkLive(checked);
       const { planned, created: creates } = await this.plan(checked).catch((error: unknown) => {
@@ -626,15 +582,9 @@ export class DocumentStore {
       created = creates;
       if (recordBytesBound(planned) > limits.TRANSACTION_SIZE_BYTES_MAX) throw limit(`a transaction is at most ${limits.TRANSACTION_SIZE_BYTES_MAX} bytes`);
       if (collections.some((c, i) => c.indexEpoch !== epochs[i])) throw new Replan();
-      committed = this.pipeline.sequence(planned);
-    } catch (error) {
-      this.pipeline.abandon();
-      throw error;
-    } finally {
-      release();
-    }
-    const tsn = await committed;
-    return checked.map(({ operation }, i) => ({ id: operation.id, revision: tsn, tsn, created: created[i]! }));
+      return planned;
+    });
+    return checked.map(({ operation }, i) => ({ id: operation.id, revision: tsn!, tsn: tsn!, created: created[i]! }));
   }
 
   /**
