@@ -1,7 +1,8 @@
-// The engine: column families over one LSN space, one manifest and one block cache. This file
-// holds the write path (queue, LSN assignment, optional WAL, memtable apply), the background
-// work (flush with its flag and barrier, leveled compaction) and recovery. The public class,
-// with the read path, is in db.ts.
+// The engine's core: column families over one LSN space, one manifest and one block cache. This
+// file holds the write path (queue, LSN assignment, optional WAL, memtable apply), the background
+// work (flush with its flag and barrier, leveled compaction), recovery, and the versions reads
+// pin. The public class (db.ts) composes it with the read path (reader.ts), which reads through
+// the ReadSource this core implements.
 // storage/README.md maps the files on disk and the paths through this code.
 
 import assert from 'node:assert/strict';
@@ -21,6 +22,43 @@ import type { FileMeta, FlushFlag, VersionEdit } from './manifest/version-edit.j
 import { TableCache, tableName } from './table-cache.js';
 import type { WriteBatch } from './write-batch.js';
 import type { LoggedBatch } from './wal/wal-record.js';
+import type { ReadSource, Snapshots } from './reader.js';
+
+export interface RecoveryReport {
+  readonly manifestTornTail: { manifest: string; offset: number; detail: string } | undefined;
+  readonly walBatchesReplayed: number;
+  /** WAL batches beyond walReplayTagMax, dropped at open. */
+  readonly walBatchesDropped: number;
+  readonly walTornTail: boolean;
+}
+
+export interface FamilyStats {
+  readonly name: string;
+  readonly memtableBytes: number;
+  /** Entries in memory, overwrites and tombstones included. */
+  readonly memtableEntries: number;
+  readonly immutableMemtables: number;
+  /** Per level; `entries` counts every version and tombstone the tables hold. */
+  readonly levels: { files: number; bytes: number; entries: number }[];
+  readonly flag: FlushFlag | undefined;
+}
+
+export interface EngineStats {
+  readonly lastLsn: number;
+  readonly families: FamilyStats[];
+  readonly bytesWritten: { user: number; wal: number; flush: number; compaction: number };
+  /** (WAL + flush + compaction bytes) / user bytes. */
+  readonly writeAmplification: number;
+  readonly flushes: number;
+  readonly compactions: number;
+  readonly trivialMoves: number;
+  readonly stallMs: number;
+  readonly slowdowns: number;
+  /** What the active memtables hold, against the store-wide bound; switches made to keep it. */
+  readonly writeBuffer: { usageBytes: number; capacityBytes: number; switches: number };
+  readonly blockCache: { hits: number; misses: number; hitRatio: number; usageBytes: number; capacityBytes: number };
+  readonly tableCache: { openFiles: number; opens: number };
+}
 
 export interface EngineOptions {
   readonly directory: string;
@@ -150,36 +188,36 @@ function fileNumberOf(name: string): number | undefined {
   return match ? Number(match[1]) : undefined;
 }
 
-export class EngineCore {
-  protected readonly families = new Map<string, ColumnFamily>();
-  protected readonly familiesById = new Map<number, ColumnFamily>();
+export class EngineCore implements ReadSource {
+  private readonly families = new Map<string, ColumnFamily>();
+  private readonly familiesById = new Map<number, ColumnFamily>();
   readonly blockCache: BlockCache;
-  protected readonly tables: TableCache;
+  readonly tables: TableCache;
   private readonly runner: JobRunner;
-  protected readonly settings: Settings;
-  protected readonly picker: PickerConfig;
+  private readonly settings: Settings;
+  private readonly picker: PickerConfig;
   private wal: EngineWal | undefined;
   /** The last LSN assigned. */
-  protected lastLsn = 0;
+  private lastLsn = 0;
   /** The last LSN whose batch is wholly applied: what new reads see. */
-  protected visibleLsn = 0;
+  private visible = 0;
   private lastTagged: TaggedBatch | undefined;
-  protected walBatchesReplayed = 0;
+  private walBatchesReplayed = 0;
   /** WAL batches dropped at open for being beyond walReplayTagMax. */
-  protected walBatchesDropped = 0;
-  protected walTornTail = false;
+  private walBatchesDropped = 0;
+  private walTornTail = false;
   private readonly queue: PendingWrite[] = [];
   private draining: Promise<void> | undefined;
-  protected failure: StorageError | undefined;
-  protected closed = false;
+  private failure: StorageError | undefined;
+  private closed = false;
   private flushing: ColumnFamily | undefined;
   private compacting: ColumnFamily | undefined;
   private waiters: (() => void)[] = [];
-  protected readonly liveVersions = new Set<Version>();
+  private readonly liveVersions = new Set<Version>();
   private readonly pendingDeletes = new Set<number>();
   private readonly pendingOutputs = new Set<number>();
   private deleting: Promise<void> = Promise.resolve();
-  protected readonly counters = {
+  private readonly counters = {
     bytesUser: 0, bytesWal: 0, bytesFlush: 0, bytesCompaction: 0,
     flushes: 0, compactions: 0, trivialMoves: 0, stallMs: 0, slowdowns: 0, writeBufferSwitches: 0,
   };
@@ -194,12 +232,15 @@ export class EngineCore {
   /** Families with at least l0CompactionTriggerFiles tables in L0: only they can slow or stop writes. */
   private readonly l0Busy = new Set<ColumnFamily>();
   /** The sum of every family's memCharged: what the active memtables hold, against writeBufferBytes. */
-  protected activeMemtableBytes = 0;
+  private activeMemtableBytes = 0;
 
-  protected constructor(
-    protected readonly fs: FileSystem,
+  private constructor(
+    private readonly fs: FileSystem,
     private readonly options: EngineOptions,
-    protected readonly manifest: Manifest,
+    private readonly manifest: Manifest,
+    private readonly snapshots: Snapshots,
+    /** Releases the directory's lock; close calls it last. */
+    private readonly unlock: () => Promise<void>,
   ) {
     this.settings = settingsOf(options);
     this.picker = { l0TriggerFiles: this.settings.l0CompactionTriggerFiles, level1SizeBytes: this.settings.level1SizeBytes };
@@ -212,25 +253,42 @@ export class EngineCore {
     this.runner = threaded ? new WorkerRunner() : new InlineRunner(fs);
   }
 
-  protected get directory(): string {
+  private get directory(): string {
     return this.settings.directory;
+  }
+
+  /** Reads with no snapshot see every batch up to here. */
+  get visibleLsn(): number {
+    return this.visible;
   }
 
   // ---- open ----
 
-  protected static async openManifest(fs: FileSystem, options: EngineOptions): Promise<{ manifest: Manifest; names: string[] }> {
+  /**
+   * Opens the engine in a locked directory: the manifest, the families it lists, the WAL's
+   * batches, then files nothing references are deleted. On failure every file it opened is
+   * closed again; `unlock` stays the caller's then.
+   */
+  static async open(fs: FileSystem, options: EngineOptions, snapshots: Snapshots, unlock: () => Promise<void>): Promise<EngineCore> {
     const names = await fs.list(options.directory);
     let floor = 1;
     for (const name of names) floor = Math.max(floor, (fileNumberOf(name) ?? 0) + 1);
     const manifest = await Manifest.open(fs, options.directory, floor, options.manifestSizeBytesMax);
-    return { manifest, names };
+    const core = new EngineCore(fs, options, manifest, snapshots, unlock);
+    try {
+      await core.recover(names);
+      return core;
+    } catch (error) {
+      await core.closeFiles().catch(() => undefined);
+      throw error;
+    }
   }
 
-  protected async recover(names: string[]): Promise<void> {
+  private async recover(names: string[]): Promise<void> {
     for (const state of this.manifest.state.families.values()) this.addFamily(new ColumnFamily(state.id, state.name, state));
     this.lastLsn = this.manifest.state.lastLsn;
     for (const family of this.families.values()) this.lastLsn = Math.max(this.lastLsn, family.flag?.lsnLast ?? 0);
-    this.visibleLsn = this.lastLsn;
+    this.visible = this.lastLsn;
     await this.deleteOrphans(names); // Before replay: its flushes and compactions change the directory.
     await this.replayWalFiles(names);
     if (this.settings.wal) {
@@ -280,7 +338,7 @@ export class EngineCore {
     const lsnLast = batch.lsnFirst + batch.items.length - 1;
     if (batch.tag !== undefined) this.noteTagged({ tag: batch.tag, lsnFirst: batch.lsnFirst, lsnLast });
     this.lastLsn = Math.max(this.lastLsn, lsnLast);
-    this.visibleLsn = this.lastLsn;
+    this.visible = this.lastLsn;
   }
 
   private async deleteOrphans(names: string[]): Promise<void> {
@@ -300,7 +358,7 @@ export class EngineCore {
 
   // ---- families ----
 
-  protected addFamily(family: ColumnFamily): void {
+  private addFamily(family: ColumnFamily): void {
     this.families.set(family.name, family);
     this.familiesById.set(family.id, family);
     family.current.refs = 1;
@@ -315,7 +373,7 @@ export class EngineCore {
     else this.l0Busy.delete(family);
   }
 
-  protected family(name: string): ColumnFamily {
+  family(name: string): ColumnFamily {
     const family = this.families.get(name);
     if (!family) throw new StorageError(StorageErrorCode.FAMILY_NOT_FOUND, `no column family named ${JSON.stringify(name)}`);
     return family;
@@ -430,7 +488,7 @@ export class EngineCore {
         this.assignLsns(group);
         if (this.wal) await this.logToWal(group);
         for (const write of group) this.applyWrite(write);
-        this.visibleLsn = this.lastLsn;
+        this.visible = this.lastLsn;
       } catch (error) {
         for (const write of group) write.reject(error);
         continue;
@@ -535,13 +593,13 @@ export class EngineCore {
     }
   }
 
-  protected checkWritable(): void {
+  private checkWritable(): void {
     if (this.closed) throw new StorageError(StorageErrorCode.CLOSED, 'the engine is closed');
     if (this.failure) throw this.failure;
   }
 
   /** Enters the failed state: every later write is refused until the engine is reopened. */
-  protected fail(error: unknown): StorageError {
+  private fail(error: unknown): StorageError {
     if (!this.failure) {
       const detail = error instanceof Error ? error.message : String(error);
       this.failure = new StorageError(StorageErrorCode.READ_ONLY, `the engine refuses writes until reopened after: ${detail}`, { cause: error });
@@ -563,7 +621,7 @@ export class EngineCore {
   }
 
   /** Resolves at the next completion of background work (or failure). */
-  protected progress(): Promise<void> {
+  private progress(): Promise<void> {
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
@@ -573,7 +631,7 @@ export class EngineCore {
     for (const resolve of waiters) resolve();
   }
 
-  protected scheduleBackground(): void {
+  private scheduleBackground(): void {
     if (this.closed || this.failure) return;
     if (!this.flushing) {
       for (const family of this.flushCandidates) if (family.imm.length === 0 || family.dropped) this.flushCandidates.delete(family);
@@ -652,7 +710,7 @@ export class EngineCore {
    * logged but not yet applied is in no memtable, and its WAL file must not be deleted.
    */
   private lsnUnpersistedMin(): number {
-    let min = this.visibleLsn + 1;
+    let min = this.visible + 1;
     for (const family of this.families.values()) min = Math.min(min, family.lsnUnpersistedMin);
     return min;
   }
@@ -665,7 +723,7 @@ export class EngineCore {
     await this.deleteObsoleteFiles();
   }
 
-  protected async compact(family: ColumnFamily, pick: CompactionPick): Promise<void> {
+  private async compact(family: ColumnFamily, pick: CompactionPick): Promise<void> {
     const version = this.acquireVersion(family);
     try {
       if (movable(pick)) return await this.trivialMove(family, pick);
@@ -715,11 +773,11 @@ export class EngineCore {
     this.counters.trivialMoves++;
   }
 
-  protected smallestSnapshotLsn(): number {
-    return this.visibleLsn;
+  private smallestSnapshotLsn(): number {
+    return this.snapshots.oldest(this.visible);
   }
 
-  protected async logEdit(edit: VersionEdit): Promise<void> {
+  private async logEdit(edit: VersionEdit): Promise<void> {
     try {
       await this.manifest.log(edit);
     } catch (error) {
@@ -754,12 +812,12 @@ export class EngineCore {
     return { edit, tables, directory: this.directory, release };
   }
 
-  protected acquireVersion(family: ColumnFamily): Version {
+  acquireVersion(family: ColumnFamily): Version {
     family.current.refs++;
     return family.current;
   }
 
-  protected releaseVersion(version: Version): void {
+  releaseVersion(version: Version): void {
     assert(version.refs > 0);
     if (--version.refs > 0) return;
     this.liveVersions.delete(version);
@@ -855,19 +913,95 @@ export class EngineCore {
     this.scheduleBackground();
   }
 
+  // ---- what it holds, and close ----
+
+  /** What the last open found and repaired: a dropped torn manifest tail, WAL records replayed. */
+  get recoveryReport(): RecoveryReport {
+    return { manifestTornTail: this.manifest.recovery.tornTail, walBatchesReplayed: this.walBatchesReplayed, walBatchesDropped: this.walBatchesDropped, walTornTail: this.walTornTail };
+  }
+
+  /** The last flush flag made durable for each family (undefined where none yet). */
+  flags(): Map<string, FlushFlag | undefined> {
+    return new Map([...this.families].map(([name, family]) => [name, family.flag]));
+  }
+
+  get lastLsnAssigned(): number {
+    return this.lastLsn;
+  }
+
+  /** One family's figures (what stats() lists for each), or undefined if there is no such family. */
+  familyStats(name: string): FamilyStats | undefined {
+    const family = this.families.get(name);
+    return family && familyStats(family);
+  }
+
+  stats(): EngineStats {
+    const c = this.counters;
+    const cache = this.blockCache.stats;
+    const lookups = cache.hits + cache.misses;
+    return {
+      lastLsn: this.lastLsn,
+      families: [...this.families.values()].map(familyStats),
+      bytesWritten: { user: c.bytesUser, wal: c.bytesWal, flush: c.bytesFlush, compaction: c.bytesCompaction },
+      writeAmplification: c.bytesUser === 0 ? 0 : (c.bytesWal + c.bytesFlush + c.bytesCompaction) / c.bytesUser,
+      flushes: c.flushes,
+      compactions: c.compactions,
+      trivialMoves: c.trivialMoves,
+      stallMs: c.stallMs,
+      slowdowns: c.slowdowns,
+      writeBuffer: { usageBytes: this.activeMemtableBytes, capacityBytes: this.settings.writeBufferBytes, switches: c.writeBufferSwitches },
+      blockCache: { hits: cache.hits, misses: cache.misses, hitRatio: lookups === 0 ? 0 : cache.hits / lookups, usageBytes: cache.usageBytes, capacityBytes: cache.capacityBytes },
+      tableCache: { openFiles: this.tables.openFiles, opens: this.tables.opens },
+    };
+  }
+
+  checkOpen(): void {
+    if (this.closed) this.checkWritable();
+  }
+
+  /**
+   * Waits for queued writes and background work, then closes every file and releases the
+   * directory. Memtables are not flushed: with the WAL off the caller's log holds what they had.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.quiesce();
+    this.closed = true;
+    try {
+      await this.closeFiles();
+    } finally {
+      await this.unlock();
+    }
+  }
+
   /** Waits until queued writes are applied and no background job runs. */
-  protected async quiesce(): Promise<void> {
+  private async quiesce(): Promise<void> {
     while (this.draining) await this.draining;
     while (this.flushing || this.compacting) await this.progress();
     await this.deleting; // A deletion still running after close would race the next open.
   }
 
-  protected async closeFiles(): Promise<void> {
+  private async closeFiles(): Promise<void> {
     await this.runner.close();
     await this.wal?.close();
     await this.manifest.close().catch(() => undefined);
     await this.tables.close();
   }
+}
+
+function familyStats(family: ColumnFamily): FamilyStats {
+  return {
+    name: family.name,
+    memtableBytes: family.memtableBytes,
+    memtableEntries: family.memtableEntries,
+    immutableMemtables: family.imm.length,
+    levels: family.levels.map((files) => ({
+      files: files.length,
+      bytes: files.reduce((sum, file) => sum + file.sizeBytes, 0),
+      entries: files.reduce((sum, file) => sum + file.entries, 0),
+    })),
+    flag: family.flag,
+  };
 }
 
 /**

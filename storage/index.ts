@@ -1,6 +1,8 @@
 // The storage engine's whole public surface. Nothing outside storage/ imports deeper than this.
 
-export { Engine, type EngineIterator, type EngineStats, type FamilyStats, type IteratorOptions, type KeyValue, type ReadOptions, type RecoveryReport, type Snapshot } from './db.js';
+export { Engine } from './db.js';
+export type { EngineIterator, IteratorOptions, KeyValue, ReadOptions, Snapshot } from './reader.js';
+export type { EngineStats, FamilyStats, RecoveryReport } from './engine.js';
 export type { ApplyOptions, EngineOptions, WriteOptions } from './engine.js';
 export { StorageError, StorageErrorCode } from './errors.js';
 export { RealFileSystem, type File, type FileSystem, type OpenMode } from './file-system.js';

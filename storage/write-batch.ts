@@ -41,6 +41,21 @@ export class WriteBatch {
   /** Where the key being built began, or -1. */
   private keyOpen = -1;
 
+  /** Empties the batch for reuse, keeping its arrays (and dropping its references to values). */
+  reset(): void {
+    this.length = 0;
+    this.sizeBytes = 0;
+    this.families.length = 0;
+    this.valueSources.length = 0;
+    this.keyUsed = 0;
+    this.keyOpen = -1;
+  }
+
+  /** Bytes its arrays hold, whatever it holds now. */
+  get capacityBytes(): number {
+    return this.keyArena.length + this.kinds.length * 17;
+  }
+
   put(family: string, key: Uint8Array, value: Buffer): this {
     this.beginKey().keyBytes(key);
     return this.putValue(family, value, 0, value.length);
