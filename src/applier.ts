@@ -16,6 +16,10 @@ import { WriteBatch, type Engine, type FlushFlag } from '../storage/index.js';
 import { familyName, metaFamily, parseFamilyName } from './documents/keys.js';
 import { translate, type Outline } from './documents/translate.js';
 
+/** Spare write batches kept, and the largest kept (a bulk transaction's stays with the collector). */
+const SPARE_BATCHES = 8;
+const SPARE_BATCH_BYTES_MAX = 256 * 1024;
+
 /** Where the applier stands: the last applied transaction and the LSN of its first item. */
 export interface LogPosition {
   readonly tsn: number;
@@ -51,6 +55,8 @@ export class Applier {
   familiesCreated = 0;
   /** The engine write of the last transaction: family changes wait for it, as they did when first written. */
   private lastWritten: Promise<unknown> = Promise.resolve();
+  /** Batches the engine is done with: a transaction reuses one rather than allocating its arrays. */
+  private readonly spare: WriteBatch[] = [];
 
   constructor(
     private readonly engine: Engine,
@@ -75,7 +81,7 @@ export class Applier {
    * REQUIRES: called in TSN order, each call awaited before the next.
    */
   async apply(tsn: number, payload: Buffer, lacks?: Lacks, onTranslated?: OnTranslated): Promise<Applied> {
-    const batch = new WriteBatch();
+    const batch = this.spare.pop() ?? new WriteBatch();
     const outline = translate(payload, tsn, batch);
     onTranslated?.(outline, batch, payload);
     const lsnFirst = this.position.lsnLast + 1;
@@ -87,11 +93,18 @@ export class Applier {
     const written = lsn.then((assigned) => {
       if (assigned !== lsnFirst) throw new Error(`applier: transaction ${tsn} went to LSN ${assigned}, not ${lsnFirst}`);
     });
-    written.catch(() => undefined); // The caller handles it; a later family change reports it too.
+    written.then(() => this.recycle(batch), () => undefined); // The caller handles a failure; a later family change reports it too.
     this.lastWritten = written;
     this.position = { tsn, lsnFirst, lsnLast: lsnFirst + batch.length - 1 };
     if (outline.drops.length > 0) await this.dropFamilies(outline, tsn);
     return { tsn, lsnFirst, count: batch.length, written };
+  }
+
+  /** Keeps a batch the engine is done with for a later transaction, unless it grew large. */
+  private recycle(batch: WriteBatch): void {
+    if (this.spare.length >= SPARE_BATCHES || batch.capacityBytes > SPARE_BATCH_BYTES_MAX) return;
+    batch.reset();
+    this.spare.push(batch);
   }
 
   /**
