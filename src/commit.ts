@@ -455,13 +455,19 @@ function countedCollections(planned: readonly PlannedOperation[]): Collection[] 
 function fillWriteFields(op: PlannedWrite, fields: WriteFields): void {
   const { collection } = op;
   fields.reset();
-  for (const name of op.fieldNames) {
-    let info = collection.fields.get(name);
-    if (!info) fields.assignments.push((info = collection.assign(name)));
+  const { fieldNames, putNames, putValues } = op;
+  // A put writes every field it names: one lookup per field serves both lists.
+  const putsAll = putNames === fieldNames;
+  for (let i = 0; i < fieldNames.length; i++) {
+    let info = collection.fields.get(fieldNames[i]!);
+    if (!info) fields.assignments.push((info = collection.assign(fieldNames[i]!)));
     fields.fieldNumbers.push(info.fieldNumber);
+    if (!putsAll) continue;
+    fields.putFieldNumbers.push(info.fieldNumber);
+    fields.putFamilyNumbers.push(info.familyNumber);
+    fields.putValues.push(putValues[i]!);
   }
-  const { putNames, putValues } = op;
-  for (let i = 0; i < putNames.length; i++) {
+  if (!putsAll) for (let i = 0; i < putNames.length; i++) {
     const info = collection.fields.get(putNames[i]!)!; // A put's field is one of fieldNames.
     fields.putFieldNumbers.push(info.fieldNumber);
     fields.putFamilyNumbers.push(info.familyNumber);

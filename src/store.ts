@@ -661,14 +661,17 @@ export class DocumentStore {
     if (operation.ifCurrent && !operation.ifCurrent(live ? state.revision : undefined)) {
       throw new DocketError(DocketErrorCode.DOCUMENT_CONFLICT, `a precondition failed: document ${JSON.stringify(id)} is at revision ${live ? state.revision : 'none (absent)'}`);
     }
-    const base = { kind: 'write' as const, collection, id, wasLive: live };
+    // Object literals of one shape, not spreads: a spread per document cost ~9 us of the bulk
+    // path's event loop (V8 clones spread sources through a slow path).
     if (operation.op === 'put') {
       if (operation.ifAbsent && live) throw new DocketError(DocketErrorCode.DOCUMENT_CONFLICT, `document ${JSON.stringify(id)} exists (revision ${state.revision})`);
       if (!validated) this.validate(collection, operation.document);
-      return { ...base, action: 'put', deleted: false, ...replacement(live ? state.fieldNames : [], fields!) };
+      const { names, values } = fields!;
+      const deletes = live && state.fieldNames.length > 0 ? removed(state.fieldNames, names) : NONE;
+      return { kind: 'write', action: 'put', collection, id, wasLive: live, deleted: false, fieldNames: names, values, putNames: names, putValues: values, deletes };
     }
     if (!live) throw new DocketError(DocketErrorCode.DOCUMENT_NOT_FOUND, `no document ${JSON.stringify(id)} in ${collection.name}`);
-    if (operation.op === 'delete') return { ...base, action: 'delete', deleted: true, fieldNames: [], values: [], putNames: [], putValues: [], deletes: state.fieldNames };
+    if (operation.op === 'delete') return { kind: 'write', action: 'delete', collection, id, wasLive: live, deleted: true, fieldNames: NONE, values: NONE, putNames: NONE, putValues: NONE, deletes: state.fieldNames };
     const current = await this.withValues(collection, id, state);
     const next = replacement(current.fieldNames, this.patched(collection, current, operation.patch, fields));
     // Only the fields whose text changed are written.
@@ -680,7 +683,7 @@ export class DocumentStore {
       putNames.push(name);
       putValues.push(next.values[i]!);
     });
-    return { ...base, action: 'patch', deleted: false, ...next, putNames, putValues };
+    return { kind: 'write', action: 'patch', collection, id, wasLive: live, deleted: false, fieldNames: next.fieldNames, values: next.values, putNames, putValues, deletes: next.deletes };
   }
 
   /**
@@ -1086,9 +1089,12 @@ function droppedWhileReading(collection: Collection, error: unknown): unknown {
 }
 
 /** What replacing a document whose fields were `old` with `fields` writes. */
-function replacement(old: readonly string[], fields: FieldList): Pick<PlannedWrite, 'fieldNames' | 'values' | 'putNames' | 'putValues' | 'deletes'> {
+/** An empty list no one changes (the planned write's lists are read only). */
+const NONE: readonly never[] = Object.freeze([]);
+
+function replacement(old: readonly string[], fields: FieldList): { fieldNames: readonly string[]; values: readonly Buffer[]; deletes: readonly string[] } {
   const { names, values } = fields;
-  return { fieldNames: names, values, putNames: names, putValues: values, deletes: old.length === 0 ? [] : removed(old, names) };
+  return { fieldNames: names, values, deletes: old.length === 0 ? NONE : removed(old, names) };
 }
 
 /** The names of `old` that `names` lacks. */
