@@ -34,6 +34,12 @@ export class MergingIterator implements InternalIterator {
     this.pick();
   }
 
+  nextSync(): boolean {
+    if (!this.current!.nextSync()) return false;
+    this.pick();
+    return true;
+  }
+
   /** Forward: the smallest entry in internal order; reverse: the largest. */
   private pick(): void {
     let best: InternalIterator | undefined;
@@ -119,6 +125,11 @@ export class LevelIterator implements InternalIterator {
   async next(): Promise<void> {
     await this.inner!.next();
     await this.skipExhausted();
+  }
+
+  /** A table's iterator stays valid when its nextSync succeeds, so no other table is needed. */
+  nextSync(): boolean {
+    return this.inner!.nextSync();
   }
 
   private closeInner(): void {
