@@ -26,12 +26,15 @@
 //   link-score  {link_id: X} sorted by score descending      ... ORDER BY score DESC
 //   count-sub   count grouped by subreddit (every document)  GROUP BY doc->>'subreddit'
 // X and T come from every (N / 4096)th generated comment, the same sequence for both systems.
-// Reported per kind and system: queries/s, p50 and p99 latency, and Docket ÷ PostgreSQL.
+// Reported per kind and system: queries/s, p50 and p99 latency, Docket ÷ PostgreSQL, and the
+// server's CPU time per query (user + system of its processes, from /proc: on a machine shared
+// with other work, steadier than rates).
 // Before the clocks, both systems answer the same CHECKS queries of each kind and must agree
 // (documents returned and their sort values in order; every group's count).
 //
 // Temporary data lives in --work-dir, deleted at exit however it comes; results go to --out.
 
+import { readdirSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -131,6 +134,8 @@ interface Load {
 }
 
 interface Latencies {
+  /** The server's CPU time (user + system, all its processes) over the measured queries, per query. */
+  readonly serverCpuMsPerQuery: number;
   readonly queries: number;
   readonly seconds: number;
   readonly queriesPerSecond: number;
@@ -156,7 +161,7 @@ interface SystemResult {
  * Runs `query(client, i)` from `clients` clients, each one query after the other: first for
  * `warmupSeconds` unmeasured, then for `seconds` or `queriesMax` queries each, whichever first.
  */
-async function measure(options: Options, query: (client: number, i: number) => Promise<unknown>): Promise<Latencies> {
+async function measure(options: Options, serverPid: number, query: (client: number, i: number) => Promise<unknown>): Promise<Latencies> {
   let next = 0;
   const phase = async (seconds: number, queriesMax: number, latencies: number[] | undefined): Promise<number> => {
     const started = performance.now();
@@ -174,10 +179,34 @@ async function measure(options: Options, query: (client: number, i: number) => P
   };
   if (options.warmupSeconds > 0) await phase(options.warmupSeconds, options.queriesMax, undefined);
   const latencies: number[] = [];
+  const cpuBefore = processTreeCpuMs(serverPid);
   const seconds = await phase(options.seconds, options.queriesMax, latencies);
+  const serverCpuMsPerQuery = (processTreeCpuMs(serverPid) - cpuBefore) / latencies.length;
   latencies.sort((a, b) => a - b);
   const at = (p: number): number => latencies[Math.min(latencies.length - 1, Math.ceil(p * latencies.length) - 1)]!;
-  return { queries: latencies.length, seconds, queriesPerSecond: latencies.length / seconds, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: latencies[latencies.length - 1]! };
+  return { serverCpuMsPerQuery, queries: latencies.length, seconds, queriesPerSecond: latencies.length / seconds, p50Ms: at(0.5), p99Ms: at(0.99), maxMs: latencies[latencies.length - 1]! };
+}
+
+/**
+ * CPU time (user + system, in ms) of a process and its children so far, from /proc (PostgreSQL
+ * serves each connection from a backend process forked by the postmaster).
+ */
+function processTreeCpuMs(pid: number): number {
+  const tick = 1000 / 100; // USER_HZ is 100 on Linux.
+  let total = 0;
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue; // It ended meanwhile.
+    }
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // After the name: state ppid ... utime (14th field of the line, 12th here) stime.
+    if (Number(entry) === pid || Number(fields[1]) === pid) total += (Number(fields[11]) + Number(fields[12])) * tick;
+  }
+  return total;
 }
 
 const load = (dataset: Dataset, seconds: number): Load => ({ seconds, documentsPerSecond: dataset.lines / seconds });
@@ -261,11 +290,11 @@ async function runDocket(dataset: Dataset, samples: readonly Sample[], options: 
 
     const queries = {} as Record<Kind, Latencies>;
     for (const kind of KINDS) {
-      queries[kind] = await measure(options, async (_client, i) => {
+      queries[kind] = await measure(options, server.child.pid!, async (_client, i) => {
         const { path: route, body } = bodyOf(kind, i);
         await call('POST', `/collections/${COLLECTION}/${route}`, body);
       });
-      process.stderr.write(`docket: ${kind}: ${fmt(queries[kind].queriesPerSecond)} q/s, p99 ${fmt(queries[kind].p99Ms, 1)} ms (${queries[kind].queries} queries)\n`);
+      process.stderr.write(`docket: ${kind}: ${fmt(queries[kind].queriesPerSecond)} q/s, p99 ${fmt(queries[kind].p99Ms, 1)} ms, server CPU ${fmt(queries[kind].serverCpuMsPerQuery, 2)} ms a query (${queries[kind].queries} queries)\n`);
     }
     return {
       system: 'docket',
@@ -368,8 +397,8 @@ async function runPostgres(dataset: Dataset, samples: readonly Sample[], options
     const queries = {} as Record<Kind, Latencies>;
     for (const kind of KINDS) {
       const sql = PG_QUERIES[kind];
-      queries[kind] = await measure(options, async (client, i): Promise<Rows> => connections[client]!.execute(kind, sql, pgParams(kind, samples[i % samples.length]!)));
-      process.stderr.write(`postgres: ${kind}: ${fmt(queries[kind].queriesPerSecond)} q/s, p99 ${fmt(queries[kind].p99Ms, 1)} ms (${queries[kind].queries} queries)\n`);
+      queries[kind] = await measure(options, cluster.server.child.pid!, async (client, i): Promise<Rows> => connections[client]!.execute(kind, sql, pgParams(kind, samples[i % samples.length]!)));
+      process.stderr.write(`postgres: ${kind}: ${fmt(queries[kind].queriesPerSecond)} q/s, p99 ${fmt(queries[kind].p99Ms, 1)} ms, server CPU ${fmt(queries[kind].serverCpuMsPerQuery, 2)} ms a query (${queries[kind].queries} queries)\n`);
     }
     const version = await cluster.query('SHOW server_version');
     const tableMb = Number(await cluster.query("SELECT pg_total_relation_size('comments')")) / MB;
@@ -409,12 +438,17 @@ function report(results: readonly SystemResult[], dataset: Dataset, options: Opt
       fmt(p?.queriesPerSecond), fmt(p?.p50Ms, 1), fmt(p?.p99Ms, 1),
       d && p ? `${fmt(d.queriesPerSecond / p.queriesPerSecond, 2)}×` : '-',
       d && p ? `${fmt(d.p99Ms / p.p99Ms, 2)}×` : '-',
+      fmt(d?.serverCpuMsPerQuery, 2), fmt(p?.serverCpuMsPerQuery, 2),
     ];
   });
-  console.log(markdownTable(['query', 'docket q/s', 'p50 ms', 'p99 ms', 'postgres q/s', 'p50 ms', 'p99 ms', 'q/s docket ÷ pg (goal ≥ 1)', 'p99 docket ÷ pg'], rows));
+  console.log(markdownTable(['query', 'docket q/s', 'p50 ms', 'p99 ms', 'postgres q/s', 'p50 ms', 'p99 ms', 'q/s docket ÷ pg (goal ≥ 1)', 'p99 docket ÷ pg', 'docket CPU ms/q', 'pg CPU ms/q'], rows));
 }
 
 async function main(options: Options): Promise<boolean> {
+  // A server past 1 s of event-loop delay sheds requests with 503s, which `docket load` does
+  // not retry: on a machine shared with other work a load of a million documents has died of
+  // it. Load shedding is not what this measures, so the servers here have no such bound.
+  process.env['DOCKET_EVENT_LOOP_DELAY_MAX_MS'] ??= '0';
   await rm(options.workDir, { recursive: true, force: true });
   await mkdir(options.workDir, { recursive: true });
   const started = performance.now();
