@@ -1,15 +1,20 @@
-// Helpers the HTTP-level benchmarks share (bench/http.ts, bench/peers.ts, bench/scale.ts): where
-// the built CLI is, child processes that are killed however the benchmark ends, a Docket server
-// started on a free loopback port, memory read from /proc, and medians and markdown tables.
+// Helpers the HTTP-level benchmarks share (bench/http.ts, bench/peers.ts, bench/query.ts,
+// bench/scale.ts): where the built CLI is, child processes that are killed however the benchmark
+// ends (and ones run to completion), a Docket server started on a free loopback port, the
+// generated dataset as NDJSON and `docket load` of it, memory read from /proc, and medians and
+// markdown tables.
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { once } from 'node:events';
+import { createReadStream, createWriteStream, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import type { LoadSummary } from '../loader/command.js';
+import { RedditGenerator, type RedditComment } from './reddit.js';
 
 // ---- configuration ----
 
@@ -24,6 +29,7 @@ export const STOP_TIMEOUT_MS = 60_000;
 /** MB in every benchmark figure is 2^20 bytes. */
 export const MB = 1024 * 1024;
 const EXIT_WAIT_MS = 5_000;
+const PROCESS_OUTPUT_CHARS_MAX = 64 * 1024;
 
 // ---- child processes that do not outlive the benchmark ----
 
@@ -160,6 +166,103 @@ export async function startDocket(name: string, dataDir: string, sync: 'immediat
   const server = new Server(name, spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] }), port);
   await waitUntilReady(server);
   return server;
+}
+
+// ---- child processes run to completion ----
+
+export interface Finished {
+  readonly code: number | string;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly seconds: number;
+}
+
+/** Runs a command to its end, keeping the last PROCESS_OUTPUT_CHARS_MAX characters of each output. */
+export function run(command: string, args: readonly string[], options: SpawnOptions = {}): Promise<Finished> {
+  return new Promise((resolve, reject) => {
+    const started = process.hrtime.bigint();
+    const child = track(spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options }));
+    const outputs = { stdout: '', stderr: '' };
+    const keep = (which: 'stdout' | 'stderr') => (chunk: Buffer): void => {
+      outputs[which] = (outputs[which] + chunk.toString('utf8')).slice(-PROCESS_OUTPUT_CHARS_MAX);
+    };
+    child.stdout?.on('data', keep('stdout'));
+    child.stderr?.on('data', keep('stderr'));
+    child.once('error', reject);
+    child.once('close', (code, signal) => resolve({ code: code ?? signal ?? 'unknown', ...outputs, seconds: Number(process.hrtime.bigint() - started) / 1e9 }));
+  });
+}
+
+/** The last lines of a failed command's output, for an error message. */
+export function lastLines(finished: Finished, count = 5): string {
+  return `${finished.stderr}\n${finished.stdout}`.trim().split('\n').slice(-count).join(' / ');
+}
+
+export function requireSuccess(what: string, finished: Finished): Finished {
+  if (finished.code !== 0) throw new Error(`${what} failed (exit ${finished.code}): ${lastLines(finished)}`);
+  return finished;
+}
+
+// ---- the dataset: generated Reddit comments as NDJSON ----
+
+export interface Dataset {
+  readonly file: string;
+  readonly lines: number;
+  readonly bytes: number;
+}
+
+/**
+ * Writes `documents` generated comments of `seed` (bench/reddit.ts) as NDJSON to `file`; each
+ * comment is shown to `look` first (a benchmark picks its query values there).
+ */
+export async function writeDataset(file: string, seed: number, documents: number, look?: (comment: RedditComment, index: number) => void): Promise<Dataset> {
+  const generator = new RedditGenerator(seed);
+  const out = createWriteStream(file);
+  let bytes = 0;
+  const LINES_PER_WRITE = 1000;
+  for (let first = 0; first < documents; first += LINES_PER_WRITE) {
+    let chunk = '';
+    for (let i = first; i < Math.min(documents, first + LINES_PER_WRITE); i++) {
+      const comment = generator.next();
+      look?.(comment, i);
+      chunk += `${JSON.stringify(comment)}\n`;
+    }
+    bytes += Buffer.byteLength(chunk);
+    if (!out.write(chunk)) await once(out, 'drain');
+  }
+  await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
+  return { file, lines: documents, bytes };
+}
+
+/** The dataset's lines in groups of `size`, read back from the file (each line without its newline). */
+export async function* batchesOf(file: string, size: number): AsyncGenerator<string[]> {
+  let batch: string[] = [];
+  let partial = '';
+  for await (const chunk of createReadStream(file, { encoding: 'utf8', highWaterMark: 1024 * 1024 })) {
+    const lines = (partial + (chunk as string)).split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) {
+      if (line === '') continue;
+      batch.push(line);
+      if (batch.length === size) {
+        yield batch;
+        batch = [];
+      }
+    }
+  }
+  if (partial !== '') batch.push(partial);
+  if (batch.length > 0) yield batch;
+}
+
+export const idOf = (line: string): string => (JSON.parse(line) as { id: string }).id;
+
+/** `docket load FILE --json` against a server, with its defaults; its last stdout line is its report. */
+export async function runLoader(port: number, file: string, collection: string, checkpoint: string): Promise<{ report: LoadSummary; processSeconds: number }> {
+  const args = [CLI, 'load', file, '--collection', collection, '--url', `http://${HOST}:${port}`, '--checkpoint', checkpoint, '--quiet', '--json'];
+  const finished = await run(process.execPath, args);
+  const last = finished.stdout.trim().split('\n').pop() ?? '';
+  if (finished.code !== 0 || !last.startsWith('{')) throw new Error(`docket load failed (exit ${finished.code}): ${lastLines(finished)}`);
+  return { report: JSON.parse(last) as LoadSummary, processSeconds: finished.seconds };
 }
 
 // ---- reporting ----

@@ -34,19 +34,16 @@
 // Temporary data (the NDJSON file, scripts, data directories) lives in --work-dir, deleted at
 // exit, however it comes; results go to --out (default bench/.work/peers-results.json).
 
-import { spawn, type SpawnOptions } from 'node:child_process';
-import { once } from 'node:events';
-import { createReadStream, createWriteStream, existsSync, readdirSync, readFileSync, realpathSync } from 'node:fs';
-import { chown, mkdir, rm, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { createReadStream, existsSync } from 'node:fs';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import * as limits from '../src/limits.js';
-import type { LoadSummary } from '../loader/command.js';
-import { CLI, environment, fmt, freePort, HOST, integerOption, markdownTable, MB, median, parseBenchArgs, ROOT, runBenchmark, Server, startDocket, track, waitUntilReady } from './common.js';
-import { RedditGenerator } from './reddit.js';
+import { batchesOf, environment, fmt, freePort, HOST, idOf, integerOption, markdownTable, MB, median, parseBenchArgs, requireSuccess, ROOT, run, runBenchmark, runLoader, Server, startDocket, waitUntilReady, writeDataset, type Dataset } from './common.js';
+import { ensurePostgres, PostgresCluster, postgresUser, writeCopyScripts } from './postgres.js';
 
 // ---- configuration ----
 
@@ -58,7 +55,6 @@ const SEED_DEFAULT = 20261210;
 const BATCH_DEFAULT = limits.BULK_BATCH_DOCUMENTS_MAX;
 /** Requests (or sessions) in flight: what `docket load` keeps by default, so every peer gets the same. */
 const IN_FLIGHT_DEFAULT = limits.LOAD_IN_FLIGHT_DEFAULT;
-const PROCESS_OUTPUT_CHARS_MAX = 64 * 1024;
 
 interface Options {
   readonly documents: number;
@@ -129,85 +125,6 @@ function durabilityOf(name: SystemName, options: Options): string {
     case 'postgres-sync-off': return 'synchronous_commit=off: WAL writer flushes every 200 ms; fsync=on';
   }
 }
-
-// ---- child processes run to completion ----
-
-interface Finished {
-  readonly code: number | string;
-  readonly stdout: string;
-  readonly stderr: string;
-  readonly seconds: number;
-}
-
-/** Runs a command to its end, keeping the last PROCESS_OUTPUT_CHARS_MAX characters of each output. */
-function run(command: string, args: readonly string[], options: SpawnOptions = {}): Promise<Finished> {
-  return new Promise((resolve, reject) => {
-    const started = process.hrtime.bigint();
-    const child = track(spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], ...options }));
-    const outputs = { stdout: '', stderr: '' };
-    const keep = (which: 'stdout' | 'stderr') => (chunk: Buffer): void => {
-      outputs[which] = (outputs[which] + chunk.toString('utf8')).slice(-PROCESS_OUTPUT_CHARS_MAX);
-    };
-    child.stdout?.on('data', keep('stdout'));
-    child.stderr?.on('data', keep('stderr'));
-    child.once('error', reject);
-    child.once('close', (code, signal) => resolve({ code: code ?? signal ?? 'unknown', ...outputs, seconds: Number(process.hrtime.bigint() - started) / 1e9 }));
-  });
-}
-
-/** The last lines of a failed command's output, for an error message. */
-function lastLines(finished: Finished, count = 5): string {
-  return `${finished.stderr}\n${finished.stdout}`.trim().split('\n').slice(-count).join(' / ');
-}
-
-function requireSuccess(what: string, finished: Finished): Finished {
-  if (finished.code !== 0) throw new Error(`${what} failed (exit ${finished.code}): ${lastLines(finished)}`);
-  return finished;
-}
-
-// ---- the dataset ----
-
-interface Dataset {
-  readonly file: string;
-  readonly lines: number;
-  readonly bytes: number;
-}
-
-async function writeDataset(file: string, options: Options): Promise<Dataset> {
-  const generator = new RedditGenerator(options.seed);
-  const out = createWriteStream(file);
-  let bytes = 0;
-  for (let first = 0; first < options.documents; first += options.batch) {
-    let chunk = '';
-    for (let i = first; i < Math.min(options.documents, first + options.batch); i++) chunk += `${JSON.stringify(generator.next())}\n`;
-    bytes += Buffer.byteLength(chunk);
-    if (!out.write(chunk)) await once(out, 'drain');
-  }
-  await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())));
-  return { file, lines: options.documents, bytes };
-}
-
-/** The dataset's lines in groups of `size`, read back from the file (each line without its newline). */
-async function* batchesOf(file: string, size: number): AsyncGenerator<string[]> {
-  let batch: string[] = [];
-  let partial = '';
-  for await (const chunk of createReadStream(file, { encoding: 'utf8', highWaterMark: 1024 * 1024 })) {
-    const lines = (partial + (chunk as string)).split('\n');
-    partial = lines.pop()!;
-    for (const line of lines) {
-      if (line === '') continue;
-      batch.push(line);
-      if (batch.length === size) {
-        yield batch;
-        batch = [];
-      }
-    }
-  }
-  if (partial !== '') batch.push(partial);
-  if (batch.length > 0) yield batch;
-}
-
-const idOf = (line: string): string => (JSON.parse(line) as { id: string }).id;
 
 // ---- results ----
 
@@ -291,7 +208,7 @@ async function runFastifyParse(round: number, dataset: Dataset, options: Options
   try {
     await waitUntilReady(server);
     const checkpoint = path.join(options.workDir, `fastify-parse-${round}.checkpoint.json`);
-    const { report, processSeconds } = await runLoader(port, dataset.file, checkpoint);
+    const { report, processSeconds } = await runLoader(port, dataset.file, COLLECTION, checkpoint);
     await rm(checkpoint, { force: true });
     if (report.stored !== dataset.lines) throw new Error(`fastify-parse parsed ${report.stored} of ${dataset.lines} lines`);
     return measured('fastify-parse', round, dataset, report.seconds, { serverPeakRssMb: server.peakRssMb(), detail: { loader: report, loaderProcessSeconds: processSeconds } });
@@ -302,22 +219,13 @@ async function runFastifyParse(round: number, dataset: Dataset, options: Options
 
 // ---- Docket ----
 
-/** `docket load FILE --json` against a server, with its defaults; its last stdout line is its report. */
-async function runLoader(port: number, file: string, checkpoint: string): Promise<{ report: LoadSummary; processSeconds: number }> {
-  const args = [CLI, 'load', file, '--collection', COLLECTION, '--url', `http://${HOST}:${port}`, '--checkpoint', checkpoint, '--quiet', '--json'];
-  const finished = await run(process.execPath, args);
-  const last = finished.stdout.trim().split('\n').pop() ?? '';
-  if (finished.code !== 0 || !last.startsWith('{')) throw new Error(`docket load failed (exit ${finished.code}): ${lastLines(finished)}`);
-  return { report: JSON.parse(last) as LoadSummary, processSeconds: finished.seconds };
-}
-
 async function runDocket(system: 'docket-immediate' | 'docket-periodic', round: number, dataset: Dataset, options: Options): Promise<Measurement> {
   const dataDir = path.join(options.workDir, `${system}-${round}`);
   await rm(dataDir, { recursive: true, force: true });
   const sync = system === 'docket-immediate' ? 'immediate' : 'periodic';
   const server = await startDocket(system, dataDir, sync, options.syncIntervalMs);
   try {
-    const { report, processSeconds } = await runLoader(server.port, dataset.file, `${dataDir}.checkpoint.json`);
+    const { report, processSeconds } = await runLoader(server.port, dataset.file, COLLECTION, `${dataDir}.checkpoint.json`);
     if (report.stored !== dataset.lines || report.failed !== 0) throw new Error(`the loader stored ${report.stored} and failed ${report.failed} of ${dataset.lines} lines`);
     await checkDocketDocuments(server.port, dataset);
     const serverPeakRssMb = server.peakRssMb();
@@ -427,111 +335,35 @@ async function couch(pool: Pool, method: 'GET' | 'PUT' | 'POST', urlPath: string
   return text;
 }
 
-// ---- PostgreSQL ----
+// ---- PostgreSQL (bench/postgres.ts) ----
 
 interface Postgres {
-  /** Where initdb, postgres and psql are. */
-  readonly binDir: string;
-  readonly uid: number;
-  readonly gid: number;
   /** --in-flight psql scripts, COPYs of --batch lines dealt round-robin; readable by anyone. */
   readonly scripts: readonly string[];
 }
 
-/** PostgreSQL's server binaries, installing Debian's postgresql if initdb cannot be found. */
-async function ensurePostgres(): Promise<string> {
-  const find = (): string | undefined => {
-    // initdb on PATH may be a link (/usr/local/bin/initdb here): its real directory has psql too.
-    for (const dir of (process.env.PATH ?? '').split(path.delimiter)) if (dir && existsSync(path.join(dir, 'initdb'))) return path.dirname(realpathSync(path.join(dir, 'initdb')));
-    // Debian keeps them off PATH, under /usr/lib/postgresql/<major>/bin: the newest wins.
-    const versions = existsSync('/usr/lib/postgresql') ? readdirSync('/usr/lib/postgresql').sort((a, b) => Number(b) - Number(a)) : [];
-    return versions.map((version) => path.join('/usr/lib/postgresql', version, 'bin')).find((dir) => existsSync(path.join(dir, 'initdb')));
-  };
-  const usable = (dir: string | undefined): dir is string => dir !== undefined && ['initdb', 'postgres', 'psql'].every((name) => existsSync(path.join(dir, name)));
-  const found = find();
-  if (usable(found)) return found;
-  console.log('PostgreSQL not found: apt-get install -y postgresql ...');
-  const sudo = process.getuid?.() === 0 ? '' : 'sudo -n ';
-  const script = `${sudo}apt-get update -qq && DEBIAN_FRONTEND=noninteractive ${sudo}apt-get install -y -qq postgresql`;
-  const finished = await run('sh', ['-c', script], { env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-  const installed = find();
-  if (!usable(installed)) throw new Error(`apt-get install postgresql failed (exit ${finished.code}): ${lastLines(finished, 3)}`);
-  return installed;
-}
-
-/** The postgres OS user's uid and gid, from /etc/passwd. */
-function postgresUser(): { uid: number; gid: number } {
-  const line = readFileSync('/etc/passwd', 'utf8').split('\n').find((entry) => entry.startsWith('postgres:'));
-  if (!line) throw new Error('no postgres user in /etc/passwd (the postgresql package creates it)');
-  const [, , uid, gid] = line.split(':');
-  return { uid: Number(uid), gid: Number(gid) };
-}
-
-/** COPY's text format: backslash, tab, newline and carriage return are escaped; nothing else is special. */
-const copyText = (text: string): string => text.replace(/[\\\t\n\r]/g, (c) => (c === '\\' ? '\\\\' : c === '\t' ? '\\t' : c === '\n' ? '\\n' : '\\r'));
-
 async function preparePostgres(dataset: Dataset, options: Options): Promise<Postgres> {
-  const binDir = await ensurePostgres();
-  const { uid, gid } = postgresUser();
-  const scripts = Array.from({ length: options.inFlight }, (_, i) => path.join(options.workDir, `postgres-copy-${i}.sql`));
-  const outs = scripts.map((file) => createWriteStream(file));
-  let index = 0;
-  for await (const batch of batchesOf(dataset.file, options.batch)) {
-    const rows = batch.map((line) => `${copyText(idOf(line))}\t${copyText(line)}\n`).join('');
-    const out = outs[index++ % outs.length]!;
-    if (!out.write(`COPY comments (id, doc) FROM STDIN;\n${rows}\\.\n`)) await once(out, 'drain');
-  }
-  await Promise.all(outs.map((out) => new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())))));
-  return { binDir, uid, gid, scripts };
+  await ensurePostgres();
+  postgresUser(); // It must exist before any clock starts.
+  return { scripts: await writeCopyScripts(dataset, options.workDir, options.inFlight, options.batch) };
 }
 
 async function runPostgres(system: 'postgres-sync-on' | 'postgres-sync-off', pg: Postgres, round: number, dataset: Dataset, options: Options): Promise<Measurement> {
-  const clusterDir = path.join(options.workDir, `${system}-${round}`);
-  await rm(clusterDir, { recursive: true, force: true });
-  await mkdir(path.join(clusterDir, 'socket'), { recursive: true });
-  await chownForPostgres(clusterDir, pg);
-  const asPostgres: SpawnOptions = { uid: pg.uid, gid: pg.gid, cwd: clusterDir };
-  const dataDir = path.join(clusterDir, 'data');
-  // --no-sync: the cluster's creation is set-up, not measured.
-  requireSuccess('initdb', await run(path.join(pg.binDir, 'initdb'), ['-D', dataDir, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--locale=C', '--no-sync'], asPostgres));
-  const port = await freePort();
   const synchronousCommit = system === 'postgres-sync-on' ? 'on' : 'off';
-  const args = ['-D', dataDir, '-p', String(port), '-k', path.join(clusterDir, 'socket'), '-c', `listen_addresses=${HOST}`, '-c', `synchronous_commit=${synchronousCommit}`, '-c', 'fsync=on'];
-  // SIGQUIT at exit: an immediate shutdown in which the postmaster takes its backends with it.
-  const server = new Server(system, spawn(path.join(pg.binDir, 'postgres'), args, { ...asPostgres, stdio: ['ignore', 'pipe', 'pipe'] }), port, 'SIGQUIT');
-  const psql = (extra: string[]): Promise<Finished> => run(path.join(pg.binDir, 'psql'), ['-X', '-q', '-h', HOST, '-p', String(port), '-U', 'postgres', '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', ...extra]);
-  const query = async (sql: string): Promise<string> => requireSuccess(`psql -c ${JSON.stringify(sql)}`, await psql(['-At', '-c', sql])).stdout.trim();
+  const cluster = await PostgresCluster.start({ dir: path.join(options.workDir, `${system}-${round}`), name: system, settings: { synchronous_commit: synchronousCommit, fsync: 'on' } });
   try {
-    await waitForPostgres(server, psql);
-    await query('CREATE TABLE comments (id text PRIMARY KEY, doc jsonb NOT NULL)');
-    const walBefore = await query('SELECT pg_current_wal_lsn()');
+    await cluster.query('CREATE TABLE comments (id text PRIMARY KEY, doc jsonb NOT NULL)');
+    const walBefore = await cluster.query('SELECT pg_current_wal_lsn()');
     const started = process.hrtime.bigint();
-    const sessions = await Promise.all(pg.scripts.map((script) => psql(['-f', script])));
+    const sessions = await Promise.all(pg.scripts.map((script) => cluster.psql(['-f', script])));
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     sessions.forEach((finished, i) => requireSuccess(`psql -f ${path.basename(pg.scripts[i]!)}`, finished));
-    const rows = Number(await query('SELECT count(*) FROM comments'));
+    const rows = Number(await cluster.query('SELECT count(*) FROM comments'));
     if (rows !== dataset.lines) throw new Error(`PostgreSQL holds ${rows} of ${dataset.lines} rows`);
-    const walBytes = Number(await query(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '${walBefore}')`));
+    const walBytes = Number(await cluster.query(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '${walBefore}')`));
     return measured(system, round, dataset, seconds, { detail: { rows, walBytes, sessions: pg.scripts.length, synchronousCommit } });
   } finally {
-    await server.stop(undefined, 'SIGINT'); // A fast shutdown.
-    await rm(clusterDir, { recursive: true, force: true });
-  }
-}
-
-/** The cluster's directory and its socket directory belong to the postgres user (initdb insists). */
-async function chownForPostgres(dir: string, owner: { uid: number; gid: number }): Promise<void> {
-  await chown(dir, owner.uid, owner.gid);
-  await chown(path.join(dir, 'socket'), owner.uid, owner.gid);
-}
-
-async function waitForPostgres(server: Server, psql: (extra: string[]) => Promise<Finished>): Promise<void> {
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (!server.running) throw new Error(`${server.name}: postgres exited (${await server.exited}) before it was ready:\n${server.output()}`);
-    if ((await psql(['-At', '-c', 'SELECT 1'])).code === 0) return;
-    if (Date.now() > deadline) throw new Error(`${server.name}: not ready after 60 s:\n${server.output()}`);
-    await sleep(100);
+    await cluster.stop();
   }
 }
 
@@ -661,7 +493,7 @@ function report(summary: readonly Summary[], goals: readonly Goal[], rounds: rea
 
 async function prepare(options: Options): Promise<Prepared> {
   process.stderr.write(`writing ${fmt(options.documents)} comments (seed ${options.seed}) ...`);
-  const dataset = await writeDataset(path.join(options.workDir, 'comments.ndjson'), options);
+  const dataset = await writeDataset(path.join(options.workDir, 'comments.ndjson'), options.seed, options.documents);
   process.stderr.write(` ${fmt(dataset.bytes / MB, 1)} MB\n`);
   const unavailable = new Map<SystemName, string>();
   const attempt = async <T>(systems: SystemName[], what: string, step: () => Promise<T>): Promise<T | undefined> => {

@@ -19,6 +19,9 @@ const indexParams = {
   required: ['collection', 'name'],
 } as const;
 
+const DOCUMENTS_OPEN = Buffer.from('{"documents":[');
+const CLOSE_BRACE = Buffer.from('}');
+
 /** A JSON body as a value (parsed here: queries and definitions are not stored as sent). */
 function bodyOf(body: unknown, type: string | undefined, what: string): unknown {
   if (body === undefined) throw new DocketError(type === undefined ? DocketErrorCode.QUERY_INVALID : DocketErrorCode.UNSUPPORTED_MEDIA_TYPE, `${what} is an application/json body`);
@@ -46,10 +49,16 @@ export const indexRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app, {
 
   app.post<{ Params: { collection: string } }>('/collections/:collection/find', { schema: { params: collectionParams } }, async (request, reply) => {
     const result = await docket.store.find(request.params.collection, bodyOf(request.body, request.headers['content-type'], 'a query'));
-    // Each document goes out as stored: its JSON text is spliced in, never re-serialised.
-    const items = result.documents.map((d) => `{"id":${JSON.stringify(d.id)},"rev":${d.revision},"doc":${d.json}}`);
+    // Each document goes out as stored: its JSON bytes are spliced in, never decoded or
+    // re-serialised; the body is built as one buffer, ending with the newline every JSON body has.
+    const parts: Buffer[] = [DOCUMENTS_OPEN];
+    for (let i = 0; i < result.documents.length; i++) {
+      const d = result.documents[i]!;
+      parts.push(Buffer.from(`${i > 0 ? ',' : ''}{"id":${JSON.stringify(d.id)},"rev":${d.revision},"doc":`, 'utf8'), d.bytes, CLOSE_BRACE);
+    }
     const rest = { bookmark: result.bookmark ?? null, index: result.index, stopped: result.stopped, execution_stats: result.stats };
-    return reply.type('application/json; charset=utf-8').send(`{"documents":[${items.join(',')}],${JSON.stringify(rest).slice(1)}`);
+    parts.push(Buffer.from(`],${JSON.stringify(rest).slice(1)}\n`, 'utf8'));
+    return reply.type('application/json; charset=utf-8').send(Buffer.concat(parts));
   });
 
   app.post<{ Params: { collection: string } }>('/collections/:collection/explain', { schema: { params: collectionParams } }, async (request) =>

@@ -15,18 +15,45 @@ import { isPlainObject } from './documents/merge-patch.js';
 import { checkFieldPath, type Index } from './indexes.js';
 import * as limits from './limits.js';
 
-export interface StoredDoc {
-  readonly id: string;
-  readonly revision: number;
-  readonly json: string;
+/** A document as stored: its JSON text as UTF-8 bytes (a response splices them in as they are). */
+export class StoredDoc {
+  constructor(
+    readonly id: string,
+    readonly revision: number,
+    readonly bytes: Buffer,
+  ) {}
+
+  get json(): string {
+    return this.bytes.toString('utf8');
+  }
+}
+
+/** A walk over keys: each step gives the next key at once while it can, else a promise. */
+export interface KeyWalk {
+  step(): { key: Buffer } | undefined | Promise<{ key: Buffer } | undefined>;
+  close(): void;
 }
 
 /** What a query reads, all at one engine snapshot. */
 export interface QueryReader {
-  indexKeys(index: Index, options: { gt?: Buffer; gte?: Buffer; lt?: Buffer; lte?: Buffer; reverse?: boolean }): AsyncIterable<{ key: Buffer }>;
+  indexKeys(index: Index, options: { gt?: Buffer; gte?: Buffer; lt?: Buffer; lte?: Buffer; reverse?: boolean }): KeyWalk;
   headers(after: string | undefined): AsyncIterable<{ key: Buffer; value: Buffer }>;
-  document(id: string, header?: Buffer): Promise<StoredDoc | undefined>;
+  /** The documents of `ids` (undefined where there is none), read together; `headers` if already read. */
+  read(ids: readonly string[], headers?: readonly Buffer[]): Promise<(StoredDoc | undefined)[]>;
   readonly documents: number;
+}
+
+/** Calls `visit` with every key of the walk until it returns false; awaits only where the walk must. */
+async function eachKey(walk: KeyWalk, visit: (key: Buffer) => boolean): Promise<void> {
+  try {
+    for (;;) {
+      let next = walk.step();
+      if (next instanceof Promise) next = await next;
+      if (next === undefined || !visit(next.key)) return;
+    }
+  } finally {
+    walk.close();
+  }
 }
 
 export interface ExecutionStats {
@@ -89,6 +116,8 @@ interface Plan {
   readonly ranges: Range[];
   readonly reverse: boolean;
   readonly covered: boolean;
+  /** Whether every key in the ranges matches: the selector is exactly what the ranges say (then no key is tested). */
+  readonly exact: boolean;
   readonly score: number;
 }
 
@@ -319,7 +348,35 @@ export class Query {
       if (lower && upper && Buffer.compare(lower.key, upper.key) >= 0) continue; // empty
       ranges.push({ lower, upper: upper ? { key: upper.key, inclusive: false } : undefined });
     }
-    return { index, ranges, reverse, covered, score };
+    return { index, ranges, reverse, covered, exact: this.exactFor(index, eq, rangeAt), score };
+  }
+
+  /**
+   * Whether the ranges of a plan say all the selector says: it is a conjunction of conditions
+   * each of which went into them, one $eq or $in on each of the first `eq` fields, and bounds
+   * on the field at `rangeAt` that include a lower one (keys of documents lacking the field
+   * sort below every value, so only a lower bound leaves them out).
+   */
+  private exactFor(index: Index, eq: number, rangeAt: number): boolean {
+    const fields = index.definition.fields;
+    const nodes: Extract<Node, { kind: 'field' }>[] = [];
+    const flatten = (node: Node): boolean => {
+      if (node.kind === 'field') return nodes.push(node) > 0;
+      return node.kind === 'and' && node.children.every(flatten);
+    };
+    if (!flatten(this.root)) return false;
+    const seen = new Set<string>();
+    for (const node of nodes) {
+      const at = fields.findIndex((f) => f.field === node.path);
+      if (at < 0) return false;
+      if (at < eq) {
+        if ((node.op !== '$eq' && node.op !== '$in') || seen.has(node.path)) return false;
+        seen.add(node.path);
+      } else if (at !== rangeAt || !(node.op === '$gt' || node.op === '$gte' || node.op === '$lt' || node.op === '$lte' || (node.op === '$exists' && node.exists === true))) {
+        return false;
+      }
+    }
+    return rangeAt < 0 || this.constraints.get(fields[rangeAt]!.field)?.lower !== undefined;
   }
 
   /** The index a refused query would use: the fields it fixes, then the one it bounds, then the sort. */
@@ -406,30 +463,53 @@ export class Query {
     const documents: StoredDoc[] = [];
     let lastKey: Buffer | undefined;
     let stopped: FindResult['stopped'] = 'end';
+    const test = plan.covered && !plan.exact;
+    // Keys whose documents are still to read: read together once there are as many as results
+    // still wanted (so no document past the last result is read, and the keys examined are
+    // those a key-by-key walk examines).
+    const pending: Buffer[] = [];
+    const readPending = async (): Promise<void> => {
+      const docs = await reader.read(pending.map((key) => key.toString('utf8', plan.index.idStart(key))));
+      pending.length = 0;
+      for (const doc of docs) {
+        stats.documents_examined++;
+        if (!doc) continue; // REQUIRES nothing: the snapshot holds the document the key names.
+        if (!plan.covered && !this.matchesDocument(doc.bytes)) continue;
+        documents.push(this.project(doc));
+      }
+    };
     const ranges = plan.reverse ? [...plan.ranges].reverse() : plan.ranges;
-    outer: for (const range of ranges) {
+    for (const range of ranges) {
       const options = this.resumed(range, plan.reverse);
       if (!options) continue;
-      for await (const { key } of reader.indexKeys(plan.index, { ...options, reverse: plan.reverse })) {
-        if (stats.keys_examined >= limits.QUERY_KEYS_EXAMINED_MAX) {
-          stopped = 'keys';
-          break outer;
+      const walk = reader.indexKeys(plan.index, { ...options, reverse: plan.reverse });
+      try {
+        for (;;) {
+          let next = walk.step();
+          if (next instanceof Promise) next = await next;
+          if (next === undefined) break;
+          if (stats.keys_examined >= limits.QUERY_KEYS_EXAMINED_MAX) {
+            stopped = 'keys';
+            break;
+          }
+          stats.keys_examined++;
+          const key = next.key;
+          lastKey = key;
+          if (test && !this.matchesKey(plan.index, key)) continue;
+          pending.push(key);
+          if (pending.length < this.limit - documents.length) continue;
+          await readPending();
+          if (documents.length === this.limit) {
+            stopped = 'limit';
+            break;
+          }
         }
-        stats.keys_examined++;
-        lastKey = key;
-        const id = key.toString('utf8', plan.index.idStart(key));
-        if (plan.covered && !this.matchesKey(plan.index, key)) continue;
-        stats.documents_examined++;
-        const doc = await reader.document(id);
-        if (!doc) continue; // REQUIRES nothing: the snapshot holds the document the key names.
-        if (!plan.covered && !this.matchesDocument(Buffer.from(doc.json, 'utf8'))) continue;
-        documents.push(this.project(doc));
-        if (documents.length === this.limit) {
-          stopped = 'limit';
-          break outer;
-        }
+      } finally {
+        walk.close();
       }
+      if (stopped !== 'end') break;
     }
+    if (pending.length > 0) await readPending();
     stats.results = documents.length;
     stats.elapsed_ms = Date.now() - started;
     const bookmark = stopped === 'end' || lastKey === undefined ? undefined : encodeBookmark(plan.index.name, lastKey);
@@ -468,10 +548,10 @@ export class Query {
       }
       const id = key.toString('utf8');
       lastId = id;
-      const doc = await reader.document(id, value);
+      const [doc] = await reader.read([id], [value]);
       if (!doc) continue;
       stats.documents_examined++;
-      if (!this.matchesDocument(Buffer.from(doc.json, 'utf8'))) continue;
+      if (!this.matchesDocument(doc.bytes)) continue;
       documents.push(this.project(doc));
       if (documents.length === this.limit) {
         stopped = 'limit';
@@ -486,14 +566,14 @@ export class Query {
 
   private project(doc: StoredDoc): StoredDoc {
     if (!this.fields) return doc;
-    const bytes = Buffer.from(doc.json, 'utf8');
+    const bytes = doc.bytes;
     let json = '{';
     for (const name of this.fields) {
       const range = valueAt(bytes, 0, bytes.length, [name]);
       if (!range) continue;
       json += `${json.length > 1 ? ',' : ''}${JSON.stringify(name)}:${bytes.toString('utf8', range[0], range[1])}`;
     }
-    return { ...doc, json: json + '}' };
+    return new StoredDoc(doc.id, doc.revision, Buffer.from(json + '}', 'utf8'));
   }
 
   async explain(reader: QueryReader): Promise<ExplainResult> {
@@ -511,13 +591,10 @@ export class Query {
     // The estimate walks at most ESTIMATE_KEYS keys of the ranges.
     let keys = 0;
     if (plan) {
-      outer: for (const range of plan.ranges) {
+      for (const range of plan.ranges) {
         const options = this.resumed(range, false);
-        if (!options) continue;
-        for await (const _ of reader.indexKeys(plan.index, options)) {
-          void _;
-          if (++keys >= ESTIMATE_KEYS) break outer;
-        }
+        if (options) await eachKey(reader.indexKeys(plan.index, options), () => ++keys < ESTIMATE_KEYS);
+        if (keys >= ESTIMATE_KEYS) break;
       }
     }
     const estimated = plan
@@ -549,44 +626,79 @@ export class Query {
       const found = await this.countByScan(reader);
       return found;
     }
-    const groupAt = this.groupBy === undefined ? -1 : plan.index.definition.fields.findIndex((f) => f.field === this.groupBy);
-    const groups = new Map<string, { part: Buffer | undefined; count: number }>();
+    const index = plan.index;
+    const groupAt = this.groupBy === undefined ? -1 : index.definition.fields.findIndex((f) => f.field === this.groupBy);
+    const groupDesc = groupAt >= 0 && index.paths[groupAt]!.desc;
+    // Groups by the group field's encoded bytes as they are in the key (inverted if descending).
+    // Keys of one group are mostly adjacent: each key's part is compared in place with the last
+    // group's, and only a new group makes a string and a map lookup.
+    const groups = new Map<string, { raw: Buffer; count: number }>();
+    let last: { raw: Buffer; count: number } | undefined;
     let count = 0;
     let keys = 0;
     let documentsRead = 0;
     let complete = true;
-    outer: for (const range of plan.ranges) {
+    const test = plan.covered && !plan.exact;
+    // A count that reads documents checks (and reads) key by key; one from keys alone never awaits
+    // per key while the walk is in cached blocks.
+    const counted = (key: Buffer): void => {
+      count++;
+      if (groupAt < 0) return;
+      let start = 0;
+      for (let i = 0; i < groupAt; i++) start = skipEncoded(key, start, index.paths[i]!.desc);
+      const end = skipEncoded(key, start, groupDesc);
+      if (last !== undefined && key.compare(last.raw, 0, last.raw.length, start, end) === 0) {
+        last.count++;
+        return;
+      }
+      const name = key.toString('latin1', start, end);
+      last = groups.get(name);
+      if (last !== undefined) last.count++;
+      else {
+        if (groups.size >= limits.COUNT_GROUPS_MAX) throw invalid(`group_by ${this.groupBy} has more than ${limits.COUNT_GROUPS_MAX} values; narrow the selector`);
+        groups.set(name, (last = { raw: Buffer.from(key.subarray(start, end)), count: 1 }));
+      }
+    };
+    const visit = (key: Buffer): boolean => {
+      if (++keys > limits.COUNT_KEYS_MAX) {
+        complete = false;
+        return false;
+      }
+      if (!test || this.matchesKey(index, key)) counted(key);
+      return true;
+    };
+    for (const range of plan.ranges) {
       const options = this.resumed(range, false);
       if (!options) continue;
-      for await (const { key } of reader.indexKeys(plan.index, options)) {
-        if (++keys > limits.COUNT_KEYS_MAX) {
-          complete = false;
-          break outer;
-        }
-        if (plan.covered) {
-          if (!this.matchesKey(plan.index, key)) continue;
-        } else {
-          documentsRead++;
-          const doc = await reader.document(key.toString('utf8', plan.index.idStart(key)));
-          if (!doc || !this.matchesDocument(Buffer.from(doc.json, 'utf8'))) continue;
-        }
-        count++;
-        if (groupAt >= 0) {
-          const part = components(plan.index, key)[groupAt];
-          const name = part === undefined ? '' : part.toString('hex');
-          const group = groups.get(name);
-          if (group) group.count++;
-          else {
-            if (groups.size >= limits.COUNT_GROUPS_MAX) throw invalid(`group_by ${this.groupBy} has more than ${limits.COUNT_GROUPS_MAX} values; narrow the selector`);
-            groups.set(name, { part, count: 1 });
+      if (plan.covered) {
+        await eachKey(reader.indexKeys(index, options), visit);
+      } else {
+        const walk = reader.indexKeys(index, options);
+        try {
+          for (;;) {
+            let next = walk.step();
+            if (next instanceof Promise) next = await next;
+            if (next === undefined) break;
+            const key = next.key;
+            if (++keys > limits.COUNT_KEYS_MAX) {
+              complete = false;
+              break;
+            }
+            documentsRead++;
+            const [doc] = await reader.read([key.toString('utf8', index.idStart(key))]);
+            if (doc && this.matchesDocument(doc.bytes)) counted(key);
           }
+        } finally {
+          walk.close();
         }
       }
+      if (!complete) break;
     }
-    const result: CountResult = { count, index: plan.index.name, complete, documents_read: documentsRead };
+    const result: CountResult = { count, index: index.name, complete, documents_read: documentsRead };
     if (groupAt < 0) return result;
-    const sorted = [...groups.values()].sort((a, b) => (a.part === undefined ? -1 : b.part === undefined ? 1 : Buffer.compare(a.part, b.part)));
-    return { ...result, groups: sorted.map(({ part, count }) => (part === undefined ? { missing: true as const, count } : { value: decodeEncoded(part, 0, false).value, count })) };
+    const parts = [...groups.values()].map(({ raw, count }) => ({ part: groupDesc ? invert(raw) : raw, count }));
+    parts.sort((a, b) => Buffer.compare(a.part, b.part)); // Missing (0x01) sorts first.
+    return { ...result, groups: parts.map(({ part, count }) => (part[0] === TAG_MISSING ? { missing: true as const, count } : { value: decodeEncoded(part, 0, false).value, count })) };
   }
 
   private async countByScan(reader: QueryReader): Promise<CountResult> {
@@ -599,10 +711,10 @@ export class Query {
         complete = false;
         break;
       }
-      const doc = await reader.document(key.toString('utf8'), value);
+      const [doc] = await reader.read([key.toString('utf8')], [value]);
       if (!doc) continue;
       read++;
-      if (this.matchesDocument(Buffer.from(doc.json, 'utf8'))) count++;
+      if (this.matchesDocument(doc.bytes)) count++;
     }
     return { count, index: null, complete, documents_read: read };
   }

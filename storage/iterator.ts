@@ -17,6 +17,12 @@ export interface InternalIterator {
   entry(): Entry;
   /** REQUIRES: valid(). */
   next(): Promise<void>;
+  /**
+   * REQUIRES: valid(). Does what next() does when that needs no I/O (no block to load, no table
+   * to open) and returns true; else changes nothing and returns false (then await next()). A
+   * walk over cached blocks so costs no promise per entry.
+   */
+  nextSync(): boolean;
   /** Releases cached blocks or file references. Idempotent. */
   close(): void;
 }

@@ -10,6 +10,8 @@ import type { TableCache, TableHandle } from './table-cache.js';
 
 export class MergingIterator implements InternalIterator {
   private current: InternalIterator | undefined;
+  /** The first of the other children: while the current one stays before it, it stays current. */
+  private runnerUp: InternalIterator | undefined;
 
   constructor(
     private readonly children: InternalIterator[],
@@ -31,27 +33,47 @@ export class MergingIterator implements InternalIterator {
 
   async next(): Promise<void> {
     await this.current!.next();
+    this.advanced();
+  }
+
+  nextSync(): boolean {
+    if (!this.current!.nextSync()) return false;
+    this.advanced();
+    return true;
+  }
+
+  /** Only the current child moved: one comparison while it stays first (a walk mostly in one source). */
+  private advanced(): void {
+    const current = this.current!;
+    if (current.valid() && (this.runnerUp === undefined || this.before(current, this.runnerUp))) return;
     this.pick();
   }
 
-  /** Forward: the smallest entry in internal order; reverse: the largest. */
+  /** Forward: the smallest entry in internal order; reverse: the largest. And the next after it. */
   private pick(): void {
     let best: InternalIterator | undefined;
+    let second: InternalIterator | undefined;
     for (const child of this.children) {
       if (!child.valid()) continue;
-      if (!best) {
+      if (!best) best = child;
+      else if (this.before(child, best)) {
+        second = best;
         best = child;
-        continue;
-      }
-      const order = compareEntries(child.entry(), best.entry());
-      if (this.reverse ? order > 0 : order < 0) best = child;
+      } else if (!second || this.before(child, second)) second = child;
     }
     this.current = best;
+    this.runnerUp = second;
+  }
+
+  private before(a: InternalIterator, b: InternalIterator): boolean {
+    const order = compareEntries(a.entry(), b.entry());
+    return this.reverse ? order > 0 : order < 0;
   }
 
   close(): void {
     for (const child of this.children) child.close();
     this.current = undefined;
+    this.runnerUp = undefined;
   }
 }
 
@@ -119,6 +141,11 @@ export class LevelIterator implements InternalIterator {
   async next(): Promise<void> {
     await this.inner!.next();
     await this.skipExhausted();
+  }
+
+  /** A table's iterator stays valid when its nextSync succeeds, so no other table is needed. */
+  nextSync(): boolean {
+    return this.inner!.nextSync();
   }
 
   private closeInner(): void {

@@ -369,17 +369,55 @@ export class EngineIterator implements AsyncIterableIterator<KeyValue> {
     return this;
   }
 
-  async next(): Promise<IteratorResult<KeyValue>> {
-    if (this.done) return { done: true, value: undefined };
+  next(): Promise<IteratorResult<KeyValue>> {
+    if (this.done) return Promise.resolve({ done: true, value: undefined });
+    let found: KeyValue | undefined | Promise<KeyValue | undefined>;
     try {
-      const found = await this.advance();
-      if (found) return { done: false, value: found };
+      found = this.step();
+    } catch (error) {
+      this.close();
+      return Promise.reject(error);
+    }
+    if (found instanceof Promise) return found.then((value) => this.result(value));
+    return Promise.resolve(this.result(found));
+  }
+
+  /**
+   * The next live entry, or undefined at the end (the iterator is then closed): at once while
+   * the walk stays within blocks already decoded and memtables, else a promise. A caller that
+   * awaits only promises walks cached data with no promise per key.
+   */
+  step(): KeyValue | undefined | Promise<KeyValue | undefined> {
+    if (this.done) return undefined;
+    let found: KeyValue | undefined | Promise<KeyValue | undefined>;
+    try {
+      found = this.started ? this.advanceSync() : this.advance();
     } catch (error) {
       this.close();
       throw error;
     }
-    this.close();
-    return { done: true, value: undefined };
+    if (found instanceof Promise) {
+      return found.then(
+        (value) => {
+          if (value === undefined) this.close();
+          return value;
+        },
+        (error: unknown) => {
+          this.close();
+          throw error;
+        },
+      );
+    }
+    if (found === undefined) this.close();
+    return found;
+  }
+
+  private result(value: KeyValue | undefined): IteratorResult<KeyValue> {
+    if (value === undefined) {
+      this.close();
+      return { done: true, value: undefined };
+    }
+    return { done: false, value };
   }
 
   async return(): Promise<IteratorResult<KeyValue>> {
@@ -391,6 +429,34 @@ export class EngineIterator implements AsyncIterableIterator<KeyValue> {
     return this.source.reverse;
   }
 
+  /** advance() without a promise until a source needs one; then the rest of the walk is advance()'s. */
+  private advanceSync(): KeyValue | undefined | Promise<KeyValue | undefined> {
+    if (this.limit !== undefined && this.count >= this.limit) return undefined;
+    while (this.source.valid()) {
+      const key = this.source.entry().key;
+      if (this.pastEnd(key)) return undefined;
+      let newest: Entry | undefined;
+      while (this.source.valid() && this.source.entry().key.equals(key)) {
+        const entry = this.source.entry();
+        if (entry.lsn <= this.lsn && (this.reverse || !newest)) newest = entry;
+        if (!this.source.nextSync()) return this.finish(key, newest);
+      }
+      if (this.beforeStart(key) || !newest || newest.kind !== EntryKind.PUT) continue;
+      this.count++;
+      return { key: newest.key, value: newest.value };
+    }
+    return undefined;
+  }
+
+  /** advanceSync's key, whose versions a source must read on to reach: then advance() goes on. */
+  private async finish(key: Buffer, newest: Entry | undefined): Promise<KeyValue | undefined> {
+    await this.source.next();
+    newest = await this.newestVisible(key, newest);
+    if (this.beforeStart(key) || !newest || newest.kind !== EntryKind.PUT) return this.advance();
+    this.count++;
+    return { key: newest.key, value: newest.value };
+  }
+
   private async advance(): Promise<KeyValue | undefined> {
     if (this.limit !== undefined && this.count >= this.limit) return undefined;
     if (!this.started) {
@@ -400,7 +466,7 @@ export class EngineIterator implements AsyncIterableIterator<KeyValue> {
     while (this.source.valid()) {
       const key = this.source.entry().key;
       if (this.pastEnd(key)) return undefined;
-      const newest = await this.newestVisible(key);
+      const newest = await this.newestVisible(key, undefined);
       if (this.beforeStart(key) || !newest || newest.kind !== EntryKind.PUT) continue;
       this.count++;
       return { key: newest.key, value: newest.value };
@@ -408,14 +474,13 @@ export class EngineIterator implements AsyncIterableIterator<KeyValue> {
     return undefined;
   }
 
-  /** Consumes every version of `key`; returns the newest one at or below the snapshot. */
-  private async newestVisible(key: Buffer): Promise<Entry | undefined> {
-    let newest: Entry | undefined;
+  /** Consumes every (remaining) version of `key`; returns the newest one at or below the snapshot. */
+  private async newestVisible(key: Buffer, newest: Entry | undefined): Promise<Entry | undefined> {
     while (this.source.valid() && this.source.entry().key.equals(key)) {
       const entry = this.source.entry();
       // Forward, versions come newest first; reverse, oldest first.
       if (entry.lsn <= this.lsn && (this.reverse || !newest)) newest = entry;
-      await this.source.next();
+      if (!this.source.nextSync()) await this.source.next();
     }
     return newest;
   }

@@ -552,8 +552,12 @@ class MemtableIterator implements InternalIterator {
     return (this.current ??= this.table.entryAt(this.node));
   }
   async next(): Promise<void> {
+    this.nextSync();
+  }
+  nextSync(): boolean {
     this.node = this.reverse ? this.table.prevOf(this.node) : this.table.nextOf(this.node);
     this.current = undefined;
+    return true;
   }
   close(): void {
     this.node = 0;

@@ -34,7 +34,7 @@ function readRestarts(data: Buffer, what: string): { restarts: Uint32Array; entr
 
 /**
  * Decodes every entry of a block. Keys are whole Buffers (restart keys are views of `data`,
- * the others fresh copies); values are views of `data`. Restart points must sit exactly on
+ * the others fresh copies); values are views of `data` (empty ones one shared empty Buffer). Restart points must sit exactly on
  * entries with no shared prefix, so a block that disagrees with its own restart array fails.
  */
 export function decodeBlock(data: Buffer, what: string): Entry[] {
@@ -58,21 +58,24 @@ export function decodeBlock(data: Buffer, what: string): Entry[] {
     }
     if (shared > lastKey.length) throw corruption(`${what}: entry at byte ${start} shares more than the last key`);
     if (kind !== EntryKind.PUT && kind !== EntryKind.DELETE) throw corruption(`${what}: unknown entry kind ${kind}`);
-    const delta = reader.bytes(nonShared);
-    const key = shared === 0 ? delta : joinKey(lastKey, shared, delta);
-    entries.push({ key, lsn, kind, value: reader.bytes(valueLength) });
+    let key: Buffer;
+    if (shared === 0) key = reader.bytes(nonShared);
+    else {
+      // The shared prefix and the delta copied straight into the key: no view of the delta.
+      const deltaAt = reader.skip(nonShared);
+      key = Buffer.allocUnsafe(shared + nonShared);
+      lastKey.copy(key, 0, 0, shared);
+      data.copy(key, shared, deltaAt, deltaAt + nonShared);
+    }
+    // An empty value (an index entry's, a tombstone's) is one shared empty buffer.
+    entries.push({ key, lsn, kind, value: valueLength === 0 ? EMPTY : reader.bytes(valueLength) });
     lastKey = key;
   }
   if (nextRestart !== restarts.length) throw corruption(`${what}: restart array does not match the entries`);
   return entries;
 }
 
-function joinKey(lastKey: Buffer, shared: number, delta: Buffer): Buffer {
-  const key = Buffer.allocUnsafe(shared + delta.length);
-  lastKey.copy(key, 0, 0, shared);
-  delta.copy(key, shared);
-  return key;
-}
+const EMPTY = Buffer.alloc(0);
 
 /** First index whose (key, lsn) is at or after (key, lsn) in internal order; length if none. */
 export function lowerBoundInternal(entries: readonly Entry[], key: Buffer, lsn: number): number {

@@ -297,6 +297,14 @@ class TableIterator implements InternalIterator {
     }
   }
 
+  nextSync(): boolean {
+    assert(this.valid(), 'nextSync() on an invalid iterator');
+    // Within the decoded block; its end needs the next block, which may need a read.
+    if (this.reverse ? this.position === 0 : this.position + 1 >= this.entries.length) return false;
+    this.position += this.reverse ? -1 : 1;
+    return true;
+  }
+
   close(): void {
     this.closed = true;
     this.entries = NO_ENTRIES;

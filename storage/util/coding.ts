@@ -181,6 +181,14 @@ export class ByteReader {
     return out;
   }
 
+  /** Passes `length` bytes; returns where they start (for a caller that copies them itself). */
+  skip(length: number): number {
+    this.need(length);
+    const at = this.offset;
+    this.offset += length;
+    return at;
+  }
+
   slice(): Buffer {
     return this.bytes(this.varint());
   }
