@@ -16,10 +16,13 @@ import { parseJson } from '../server/http/json.js';
 import { JsonText } from '../src/documents/json-text.js';
 import type { TermState } from '../src/replication/term.js';
 import { flushOf, sendCheckpoint } from './admin.js';
+import { FRAME_KIND_OFFSET, FRAME_RECORD } from '../src/replication/frame.js';
 
 const WRITE_METHODS = new Set(['PUT', 'POST', 'PATCH', 'DELETE']);
 const OWN_ROUTES = new Set(['/replication/binlog', '/replication/checkpoint', '/replication/feedback', '/admin/promote']);
 const TSN_PATTERN = /^(0|[1-9][0-9]{0,15})$/;
+/** The binlog stream's writes: frames gathered up to this many bytes (see the route). */
+const STREAM_WRITE_BYTES = 256 * 1024;
 
 const binlogQuery = {
   type: 'object',
@@ -61,19 +64,34 @@ export const replicationRoutes: FastifyPluginAsync<{ docket: Docket }> = async (
       reply.hijack();
       const raw = reply.raw;
       raw.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store', 'x-docket-term': String(source.term) });
+      // Frames go out in writes of up to STREAM_WRITE_BYTES: records are gathered until a
+      // frame that is not a record (the source sends a STATUS at the end of every run it has
+      // and every STATUS_EVERY_BYTES within one) or the size is reached, so a standby reads a
+      // few large chunks rather than one small chunk per record.
+      let gathered: Buffer[] = [];
+      let gatheredBytes = 0;
+      const send = async (): Promise<void> => {
+        const chunk = gathered.length === 1 ? gathered[0]! : Buffer.concat(gathered, gatheredBytes);
+        gathered = [];
+        gatheredBytes = 0;
+        if (!raw.write(chunk)) await new Promise<void>((resolve) => {
+          const done = (): void => {
+            raw.off('drain', done);
+            raw.off('close', done);
+            resolve();
+          };
+          raw.once('drain', done);
+          raw.once('close', done);
+        });
+      };
       try {
         for await (const frame of frames) {
-          if (!raw.write(frame)) await new Promise<void>((resolve) => {
-            const done = (): void => {
-              raw.off('drain', done);
-              raw.off('close', done);
-              resolve();
-            };
-            raw.once('drain', done);
-            raw.once('close', done);
-          });
+          gathered.push(frame);
+          gatheredBytes += frame.length;
+          if (frame[FRAME_KIND_OFFSET] !== FRAME_RECORD || gatheredBytes >= STREAM_WRITE_BYTES) await send();
           if (stop.signal.aborted) break;
         }
+        if (gatheredBytes > 0 && !stop.signal.aborted) await send();
       } catch (error) {
         request.log.warn({ err: error, standby: name }, 'replication stream ended by an error');
       }
