@@ -38,8 +38,10 @@ export interface StandbyOptions {
   /** Records appended but not yet durable before the stream is read no further. */
   readonly inFlightRecordsMax: number;
   readonly log: (level: 'info' | 'warn' | 'error', message: string, detail?: object) => void;
-  /** The seam for a checkpoint bootstrap (not built here): called when the log cannot be followed. */
+  /** Called when the log cannot be followed (the server rebuilds the standby in place: server/rebuild.ts); must not wait for this standby to close. */
   readonly onCheckpointNeeded?: (error: DocketError) => Promise<void>;
+  /** Where a rebuild in place stands (state 'idle' when none runs), for stats(). */
+  readonly rebuildStats?: () => { readonly state: string } | undefined;
 }
 
 /** Bytes of received records kept for replay in memory; past it replay reads them back from the binlog. */
@@ -48,7 +50,7 @@ const QUEUE_BYTES_MAX = 64 * 1024 * 1024;
 /** Arrival times kept for the replay lag (the oldest unreplayed one is what counts). */
 const ARRIVALS_MAX = 100_000;
 
-export type StandbyPhase = 'connecting' | 'streaming' | 'checkpoint-needed' | 'promoting' | 'promoted' | 'closed';
+export type StandbyPhase = 'connecting' | 'streaming' | 'checkpoint-needed' | 'rebuilding' | 'promoting' | 'promoted' | 'closed';
 
 export class Standby {
   private phaseNow: StandbyPhase = 'connecting';
@@ -92,7 +94,8 @@ export class Standby {
   }
 
   get phase(): StandbyPhase {
-    return this.phaseNow;
+    const rebuild = this.options.rebuildStats?.();
+    return rebuild && rebuild.state !== 'idle' && this.phaseNow === 'checkpoint-needed' ? 'rebuilding' : this.phaseNow;
   }
 
   get primary(): string {
@@ -356,9 +359,10 @@ export class Standby {
     const now = Date.now();
     const replayed = this.store.replayedTsn;
     const oldest = this.arrivals[0];
+    const rebuild = this.options.rebuildStats?.();
     return {
       role: this.phaseNow === 'promoted' ? 'primary' : 'standby',
-      phase: this.phaseNow,
+      phase: this.phase,
       name: this.options.name,
       primary: this.link.primary,
       term: this.terms.term,
@@ -371,6 +375,7 @@ export class Standby {
       lagTsns: { written: Math.max(0, this.primaryDurable - this.written), durable: Math.max(0, this.primaryDurable - this.durable), replayed: Math.max(0, this.primaryDurable - replayed) },
       replayLagMs: oldest && oldest[0] > replayed ? now - oldest[1] : 0,
       ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
+      ...(rebuild ? { rebuild } : {}),
       ...this.counters,
     };
   }
