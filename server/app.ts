@@ -27,7 +27,7 @@ import { bulkRoutes } from '../routes/bulk.js';
 import { metricsRoutes } from '../routes/metrics.js';
 import { openapiRoutes } from '../routes/openapi.js';
 import { replicationRoutes } from '../routes/replication.js';
-import { seedStandby, startReplication } from './replication.js';
+import { primaryLink, seedStandby, startReplication } from './replication.js';
 import { settleRebuild, StandbyRebuilder } from './rebuild.js';
 import { RealFileSystem } from '../storage/index.js';
 import { rm } from 'node:fs/promises';
@@ -94,9 +94,11 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   const rebuilds = config.replicaOf !== '' && !options.store?.fileSystem;
   const realFileSystem = new RealFileSystem();
   const removeTree = (directory: string): Promise<void> => rm(directory, { recursive: true, force: true });
+  // The primary a standby follows: --replica-of, until POST /admin/replica-of re-points it.
+  let following: Readonly<Config> = config;
   const rebuilder = rebuilds
     ? new StandbyRebuilder({
-        config,
+        config: () => following,
         log,
         fileSystem: realFileSystem,
         removeTree,
@@ -128,7 +130,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     }).then(async (store) => {
       // The replication role before the store serves: a standby refuses writes from the first request.
       try {
-        docket.replication = await startReplication(store, config, {
+        docket.replication = await startReplication(store, following, {
           ...(options.store?.fileSystem ? { fileSystem: options.store.fileSystem } : {}),
           ...(options.store?.binlogSegmentSizeBytes ? { segmentSizeBytes: options.store.binlogSegmentSizeBytes } : {}),
           log,
@@ -151,6 +153,16 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     }
     return openStore(onReplayProgress);
   });
+  docket.repointStandby = async (primary, token) => {
+    const node = docket.replication;
+    if (!node) throw new DocketError(DocketErrorCode.UNAVAILABLE, 'replication is not running (starting, or a rebuild in place is swapping the store)');
+    if (node.role !== 'standby') throw new DocketError(DocketErrorCode.REPLICATION_ROLE, 'this server is a primary: only a standby follows another server');
+    const next = { ...following, replicaOf: primary, replicaToken: token ?? following.replicaToken };
+    const result = await node.repoint(primaryLink(next));
+    following = next;
+    log('warn', `re-pointed: this standby follows ${primary} (was ${result.previous}); a restart follows --replica-of again`);
+    return result;
+  };
   docket.overload = guard;
   app.decorate('docket', docket);
 

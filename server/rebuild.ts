@@ -137,7 +137,8 @@ export interface RebuildFigures {
 }
 
 export interface RebuilderOptions {
-  readonly config: Readonly<Config>;
+  /** The configuration now (its --replica-of may have been re-pointed since the start). */
+  readonly config: () => Readonly<Config>;
   readonly log: ReplicationLog;
   readonly fileSystem: FileSystem;
   readonly removeTree: RemoveTree;
@@ -175,7 +176,8 @@ export class StandbyRebuilder {
   }
 
   private async run(cause: DocketError): Promise<void> {
-    const { config, log, fileSystem, removeTree } = this.options;
+    const { log, fileSystem, removeTree } = this.options;
+    const config = this.options.config();
     const paths = rebuildPaths(config.dataDirectory);
     const figures = this.figures;
     const started = Date.now();

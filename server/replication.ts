@@ -50,7 +50,7 @@ export async function startReplication(store: DocumentStore, config: Readonly<Co
     log: options.log,
   };
   if (config.replicaOf === '') return new ReplicationNode(store, terms, sourceOptions);
-  const link = new HttpPrimaryLink(config.replicaOf, config.replicaToken === '' ? undefined : config.replicaToken, config.replicationTimeoutMs);
+  const link = primaryLink(config);
   const name = config.replicaName === '' ? `${os.hostname()}:${config.port}` : config.replicaName;
   return new ReplicationNode(store, terms, sourceOptions, {
     link,
@@ -65,6 +65,11 @@ export async function startReplication(store: DocumentStore, config: Readonly<Co
       ...(options.rebuildStats ? { rebuildStats: options.rebuildStats } : {}),
     },
   });
+}
+
+/** The HTTP link to the primary `config` names (--replica-of, --replica-token). */
+export function primaryLink(config: Readonly<Config>): HttpPrimaryLink {
+  return new HttpPrimaryLink(config.replicaOf, config.replicaToken === '' ? undefined : config.replicaToken, config.replicationTimeoutMs);
 }
 
 /** What seeding a standby did: the checkpoint's last TSN, its bytes, how long it took. */

@@ -26,6 +26,8 @@ export class Docket {
   overload: OverloadGuard | undefined;
   /** The replication role, set once the store is open, before it serves (server/replication.ts). */
   replication: ReplicationNode | undefined;
+  /** Re-points a standby to another primary without a restart (POST /admin/replica-of; set by the app). */
+  repointStandby: ((primary: string, token: string | undefined) => Promise<{ previous: string }>) | undefined;
   /** How this standby was seeded from its primary's checkpoint, if it was (server/replication.ts). */
   seeded: Seeded | undefined;
   private progress: RecoveryProgress | undefined;

@@ -56,6 +56,23 @@ export class ReplicationNode {
     return this.promotion;
   }
 
+  /**
+   * Standby: follows another primary from now on, without a restart. The old stream stops (what
+   * it appended is durable first); the new one starts where the local log ends, checked by the
+   * new primary's log matching like any reconnect (a diverged history is refused and rebuilt).
+   */
+  async repoint(link: PrimaryLink): Promise<{ previous: string }> {
+    if (this.sourceNow) throw new DocketError(DocketErrorCode.REPLICATION_ROLE, 'this server is a primary: only a standby follows another server');
+    if (this.promotion) throw new DocketError(DocketErrorCode.REPLICATION_ROLE, 'this server is being promoted');
+    const old = this.standbyNow!;
+    if (old.phase === 'closed') throw new DocketError(DocketErrorCode.UNAVAILABLE, 'replication is stopping');
+    await old.close();
+    const standby = new Standby(this.store, this.terms, link, old.options);
+    this.standbyNow = standby;
+    standby.start();
+    return { previous: old.primary };
+  }
+
   stats(): object {
     return this.sourceNow ? this.sourceNow.stats() : this.standbyNow!.stats();
   }
