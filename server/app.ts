@@ -102,6 +102,7 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
         log,
         fileSystem: realFileSystem,
         removeTree,
+        stillWanted: (primary) => docket.replication?.role === 'standby' && docket.replication.standby?.phase !== 'promoting' && following.replicaOf === primary,
         swap: (install) =>
           docket.replaceStore('the standby is rebuilding itself from a checkpoint of its primary', async (old) => {
             await docket.replication?.close();

@@ -147,6 +147,11 @@ export interface RebuilderOptions {
    * directories and opens the store again, whatever `install` did; resolves once it serves.
    */
   readonly swap: (install: () => Promise<void>) => Promise<void>;
+  /**
+   * Whether the server still wants a copy of `primary` swapped in: not if it was promoted (or is
+   * being promoted) or re-pointed to another primary while the download ran.
+   */
+  readonly stillWanted: (primary: string) => boolean;
 }
 
 /**
@@ -193,6 +198,7 @@ export class StandbyRebuilder {
         figures.bytes = bytes;
         figures.totalBytes = totalBytes;
       });
+      if (!this.options.stillWanted(config.replicaOf)) throw new DocketError(DocketErrorCode.STANDBY_REBUILD_FAILED, `this server was promoted or re-pointed while the checkpoint of ${config.replicaOf} downloaded: not swapped in`);
       figures.state = 'swapping';
       await this.options.swap(async () => {
         await swapIn(fileSystem, paths, removeTree);
