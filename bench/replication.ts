@@ -1,4 +1,4 @@
-// The replication benchmark (`npm run bench:replication [-- --seconds S --rounds R --connections C --only all|replay --profile-dir DIR --out F]`).
+// The replication benchmark (`npm run bench:replication [-- --seconds S --rounds R --connections C --only all|replay|lag --profile-dir DIR --out F]`).
 //
 // Everything runs on this machine (2 cores shared by the primary, the standbys and the load
 // client, so each standby takes CPU from the primary: the ratios are upper bounds of the cost).
@@ -28,7 +28,7 @@ import * as path from 'node:path';
 import { Pool } from 'undici';
 import { CLI, HOST, MB, ROOT, Server, environment, fmt, freePort, integerOption, markdownTable, median, parseBenchArgs, runBenchmark, waitUntilReady } from './common.js';
 
-const USAGE = 'Usage: npm run bench:replication [-- --seconds S --rounds R --connections C --only all|replay --profile-dir DIR --out FILE]\n';
+const USAGE = 'Usage: npm run bench:replication [-- --seconds S --rounds R --connections C --only all|replay|lag --profile-dir DIR --out FILE]\n';
 const CONFIGS = ['standalone', '1-local', '2-local', '1-remote_flush', '2-remote_flush'] as const;
 type ConfigName = (typeof CONFIGS)[number];
 
@@ -38,8 +38,8 @@ interface Options {
   readonly connections: number;
   readonly out: string;
   readonly workDir: string;
-  /** 'replay': only the catch-up measurement (and promote), not the load configurations. */
-  readonly only: 'all' | 'replay';
+  /** 'replay': only the catch-up measurement (and promote), not the load configurations; 'lag': only standalone and 1-local (PUT and bulk ratios, replay lag). */
+  readonly only: 'all' | 'replay' | 'lag';
   /** Where the catch-up standby writes a CPU profile (node --cpu-prof); '' for none. */
   readonly profileDir: string;
 }
@@ -191,7 +191,7 @@ async function main(options: Options): Promise<boolean> {
     const order = round % 2 === 0 ? [...CONFIGS] : [...CONFIGS].reverse();
     const roundPut = new Map<ConfigName, number>();
     const roundBulk = new Map<ConfigName, number>();
-    for (const config of options.only === 'replay' ? [] : order) {
+    for (const config of options.only === 'replay' ? [] : options.only === 'lag' ? order.filter((c) => c === 'standalone' || c === '1-local') : order) {
       const dir = path.join(options.workDir, `r${round}-${config}`);
       const { primary, standbys } = await cluster(config, dir);
       try {
@@ -206,13 +206,14 @@ async function main(options: Options): Promise<boolean> {
         await stopAll([primary, ...standbys]);
       }
     }
-    for (const config of options.only === 'replay' ? [] : CONFIGS) {
+    for (const config of options.only === 'replay' ? [] : options.only === 'lag' ? (['standalone', '1-local'] as const) : CONFIGS) {
       put[config].push(roundPut.get(config)!);
       bulk[config].push(roundBulk.get(config)!);
       putRatio[config].push(roundPut.get(config)! / roundPut.get('standalone')!);
       bulkRatio[config].push(roundBulk.get(config)! / roundBulk.get('standalone')!);
     }
 
+    if (options.only === 'lag') continue;
     // Replay rate: a caught-up standby is paused (SIGSTOP) while the primary writes a bulk
     // backlog, then resumed (SIGCONT) and timed until it has replayed all of it. (A standby
     // started on an empty directory seeds from a checkpoint and replays almost nothing, so the
@@ -293,7 +294,7 @@ void runBenchmark('bench:replication', USAGE, () => {
     rounds: integerOption('rounds', values.rounds, 1),
     connections: integerOption('connections', values.connections, 1),
     out: path.resolve(values.out),
-    only: oneOfOption('only', values.only, ['all', 'replay'] as const),
+    only: oneOfOption('only', values.only, ['all', 'replay', 'lag'] as const),
     profileDir: values['profile-dir'] === '' ? '' : path.resolve(values['profile-dir']),
     workDir: path.join(os.tmpdir(), `docket-bench-replication-${process.pid}`),
   };
