@@ -133,6 +133,8 @@ export interface RebuildFigures {
   /** Why the last attempt started (the primary's refusal) and, if it failed, why. */
   cause?: { code: string; message: string };
   lastError?: { code: string; message: string; at: string };
+  /** After failed attempts, none starts before this (ISO time): the wait doubles from 5 s to 5 min. */
+  nextAttemptNotBefore?: string;
   last?: { tsn: number; bytes: number; ms: number; at: string };
 }
 
@@ -156,17 +158,27 @@ export interface RebuilderOptions {
 
 /**
  * Rebuilds a running standby from its primary's checkpoint when it cannot follow the log. One
- * attempt at a time; the standby's loop asks again (at most every 5 s) while it is refused, so a
- * failed attempt is retried. The old copy serves reads until the swap.
+ * attempt at a time; the standby's loop asks again (every 5 s) while it is refused, so a failed
+ * attempt is retried, after 5 s, then 10, 20, ... up to 5 min while failures repeat. The old
+ * copy serves reads until the swap.
  */
+/** After a failed rebuild the next waits this long, doubling per failure in a row, up to the max. */
+export const REBUILD_BACKOFF_MIN_MS = 5_000;
+export const REBUILD_BACKOFF_MAX_MS = 300_000;
+
 export class StandbyRebuilder {
   private running: Promise<void> | undefined;
+  private failuresInRow = 0;
+  private notBeforeMs = 0;
   readonly figures: RebuildFigures = { state: 'idle', attempts: 0, completed: 0, failed: 0, bytes: 0, totalBytes: 0 };
 
   constructor(private readonly options: RebuilderOptions) {}
 
   /** Starts a rebuild unless one runs; returns at once (the standby's loop must not wait for its own replacement). */
   request(cause: DocketError): Promise<void> {
+    // A failure that repeats (a full disk, a directory that cannot be renamed) does not fetch
+    // the primary's whole checkpoint every 5 s.
+    if (Date.now() < this.notBeforeMs) return Promise.resolve();
     this.running ??= this.run(cause).finally(() => (this.running = undefined));
     return Promise.resolve();
   }
@@ -206,10 +218,16 @@ export class StandbyRebuilder {
       });
       if (!swapped) throw new DocketError(DocketErrorCode.STANDBY_REBUILD_FAILED, 'the swap did not complete: the old copy was opened again');
       figures.completed++;
+      this.failuresInRow = 0;
+      this.notBeforeMs = 0;
+      delete figures.nextAttemptNotBefore;
       figures.last = { tsn: seeded.tsn, bytes: seeded.bytes, ms: Date.now() - started, at: new Date().toISOString() };
       log('info', `rebuilt this standby in place from a checkpoint through TSN ${seeded.tsn} (${seeded.bytes} bytes in ${figures.last.ms} ms); following from TSN ${seeded.tsn + 1}`, figures.last);
     } catch (error) {
       figures.failed++;
+      this.failuresInRow++;
+      this.notBeforeMs = Date.now() + Math.min(REBUILD_BACKOFF_MAX_MS, REBUILD_BACKOFF_MIN_MS * 2 ** (this.failuresInRow - 1));
+      figures.nextAttemptNotBefore = new Date(this.notBeforeMs).toISOString();
       const code = error instanceof DocketError ? error.code : DocketErrorCode.STANDBY_REBUILD_FAILED;
       figures.lastError = { code, message: (error as Error).message, at: new Date().toISOString() };
       log('error', `rebuilding this standby in place failed (${code}): ${(error as Error).message}; ${swapped ? '' : 'it keeps its old copy and '}tries again when next refused`);
