@@ -3,6 +3,7 @@
 //   GET  /replication/checkpoint  a checkpoint a new standby starts from, with the term history (replicate)
 //   POST /replication/feedback  a standby's written / durable / replayed TSNs (replicate)
 //   POST /admin/promote         standby -> primary (admin)
+//   POST /admin/replica-of      a standby follows another primary, without a restart (admin)
 // and the hooks every route shares: a standby refuses writes naming its primary; a write waits
 // for its commit level (X-Docket-Commit-Level, else --commit-level) before it is answered; a
 // read naming a TSN (X-Docket-Min-TSN or min_tsn=) waits, bounded, until it is visible here.
@@ -16,10 +17,34 @@ import { parseJson } from '../server/http/json.js';
 import { JsonText } from '../src/documents/json-text.js';
 import type { TermState } from '../src/replication/term.js';
 import { flushOf, sendCheckpoint } from './admin.js';
+import { FRAME_KIND_OFFSET, FRAME_RECORD } from '../src/replication/frame.js';
+import { REPLICA_OF_TOKEN_CHARS_MAX, REPLICA_OF_URL_CHARS_MAX } from '../src/limits.js';
 
 const WRITE_METHODS = new Set(['PUT', 'POST', 'PATCH', 'DELETE']);
-const OWN_ROUTES = new Set(['/replication/binlog', '/replication/checkpoint', '/replication/feedback', '/admin/promote']);
+const OWN_ROUTES = new Set(['/replication/binlog', '/replication/checkpoint', '/replication/feedback', '/admin/promote', '/admin/replica-of']);
+const REPLICA_OF_URL_BYTES_MAX = REPLICA_OF_URL_CHARS_MAX;
+const REPLICA_OF_TOKEN_BYTES_MAX = REPLICA_OF_TOKEN_CHARS_MAX;
+
+/** A re-point body: {"primary": "http(s)://host:port", "token"?: "..."}. */
+function replicaOfBody(body: unknown): { primary: string; token: string | undefined } {
+  const value = (body instanceof JsonText ? parseJson(body.bytes) : body) as { primary?: unknown; token?: unknown } | null;
+  const bad = (why: string): DocketError => new DocketError(DocketErrorCode.BODY_INVALID, `a re-point is {"primary": "http(s)://host:port", "token"?: "..."}: ${why}`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad('not a JSON object');
+  for (const key of Object.keys(value)) if (key !== 'primary' && key !== 'token') throw bad(`unknown member ${JSON.stringify(key.slice(0, 40))}`);
+  if (typeof value.primary !== 'string' || value.primary.length === 0 || value.primary.length > REPLICA_OF_URL_BYTES_MAX) throw bad(`primary must be a URL of 1 to ${REPLICA_OF_URL_BYTES_MAX} characters`);
+  let url: URL;
+  try {
+    url = new URL(value.primary);
+  } catch {
+    throw bad(`primary ${JSON.stringify(value.primary.slice(0, 80))} is not a URL`);
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.search !== '' || url.hash !== '' || url.username !== '' || url.password !== '') throw bad('primary must be http:// or https://, without query, fragment or credentials');
+  if (value.token !== undefined && (typeof value.token !== 'string' || value.token.length === 0 || value.token.length > REPLICA_OF_TOKEN_BYTES_MAX)) throw bad(`token must be a string of 1 to ${REPLICA_OF_TOKEN_BYTES_MAX} characters`);
+  return { primary: value.primary.replace(/\/+$/, ''), token: value.token as string | undefined };
+}
 const TSN_PATTERN = /^(0|[1-9][0-9]{0,15})$/;
+/** The binlog stream's writes: frames gathered up to this many bytes (see the route). */
+const STREAM_WRITE_BYTES = 256 * 1024;
 
 const binlogQuery = {
   type: 'object',
@@ -61,19 +86,34 @@ export const replicationRoutes: FastifyPluginAsync<{ docket: Docket }> = async (
       reply.hijack();
       const raw = reply.raw;
       raw.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store', 'x-docket-term': String(source.term) });
+      // Frames go out in writes of up to STREAM_WRITE_BYTES: records are gathered until a
+      // frame that is not a record (the source sends a STATUS at the end of every run it has
+      // and every STATUS_EVERY_BYTES within one) or the size is reached, so a standby reads a
+      // few large chunks rather than one small chunk per record.
+      let gathered: Buffer[] = [];
+      let gatheredBytes = 0;
+      const send = async (): Promise<void> => {
+        const chunk = gathered.length === 1 ? gathered[0]! : Buffer.concat(gathered, gatheredBytes);
+        gathered = [];
+        gatheredBytes = 0;
+        if (!raw.write(chunk)) await new Promise<void>((resolve) => {
+          const done = (): void => {
+            raw.off('drain', done);
+            raw.off('close', done);
+            resolve();
+          };
+          raw.once('drain', done);
+          raw.once('close', done);
+        });
+      };
       try {
         for await (const frame of frames) {
-          if (!raw.write(frame)) await new Promise<void>((resolve) => {
-            const done = (): void => {
-              raw.off('drain', done);
-              raw.off('close', done);
-              resolve();
-            };
-            raw.once('drain', done);
-            raw.once('close', done);
-          });
+          gathered.push(frame);
+          gatheredBytes += frame.length;
+          if (frame[FRAME_KIND_OFFSET] !== FRAME_RECORD || gatheredBytes >= STREAM_WRITE_BYTES) await send();
           if (stop.signal.aborted) break;
         }
+        if (gatheredBytes > 0 && !stop.signal.aborted) await send();
       } catch (error) {
         request.log.warn({ err: error, standby: name }, 'replication stream ended by an error');
       }
@@ -115,6 +155,15 @@ export const replicationRoutes: FastifyPluginAsync<{ docket: Docket }> = async (
     const started = Date.now();
     const { term, tsn } = await node.promote();
     return { role: 'primary', term, tsn, promoteMs: Date.now() - started };
+  });
+
+  // Re-points a standby (docs/REPLICATION.md): not persisted, a restart follows --replica-of again.
+  app.post<{ Body: unknown }>('/admin/replica-of', async (request) => {
+    docket.store;
+    const { primary, token } = replicaOfBody(request.body);
+    if (!docket.repointStandby) throw new DocketError(DocketErrorCode.UNAVAILABLE, 'replication is not started');
+    const { previous } = await docket.repointStandby(primary, token);
+    return { role: 'standby', primary, previous };
   });
 
   // ---- hooks shared by every route ----

@@ -8,7 +8,7 @@ export const statusRoutes: FastifyPluginAsync<{ docket: Docket }> = async (app, 
   app.get('/', async () => ({
     name: PACKAGE.name,
     version: PACKAGE.version,
-    role: docket.replication?.role ?? 'primary',
+    role: docket.replication?.role ?? (docket.config.replicaOf !== '' ? 'standby' : 'primary'), // A standby recovering or swapping in a rebuilt copy has no node for a moment.
     ...(docket.replication?.primary ? { primary: docket.replication.primary } : {}),
     phase: docket.phase,
     tsn: docket.phase === 'ready' ? docket.store.lastTsn : null,

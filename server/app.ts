@@ -8,7 +8,7 @@ import type { Server } from 'node:http';
 import * as path from 'node:path';
 import type { Writable } from 'node:stream';
 import { ConfigError, DEFAULTS, type Config } from './config.js';
-import { Docket } from './http/context.js';
+import { Docket, type RecoveryProgress } from './http/context.js';
 import { decodedRequestBody } from './http/content-encoding.js';
 import { clientErrorHandler, frameworkErrorHandler, installErrorHandlers } from './http/errors.js';
 import { JSON_MEDIA_TYPES, JSON_PATCH_MEDIA_TYPE, JsonPatchText, NDJSON_MEDIA_TYPE } from './http/json.js';
@@ -27,7 +27,10 @@ import { bulkRoutes } from '../routes/bulk.js';
 import { metricsRoutes } from '../routes/metrics.js';
 import { openapiRoutes } from '../routes/openapi.js';
 import { replicationRoutes } from '../routes/replication.js';
-import { seedStandby, startReplication } from './replication.js';
+import { primaryLink, seedStandby, startReplication } from './replication.js';
+import { settleRebuild, StandbyRebuilder } from './rebuild.js';
+import { RealFileSystem } from '../storage/index.js';
+import { rm } from 'node:fs/promises';
 import { adminRoutes } from '../routes/admin.js';
 import { indexRoutes } from '../routes/indexes.js';
 
@@ -85,16 +88,39 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
   let guard: OverloadGuard | undefined;
   await app.register(securityPlugin, { config, ...(options.eventLoopDelayProbe ? { probe: options.eventLoopDelayProbe } : {}), onGuard: (created) => (guard = created) });
 
-  const docket = new Docket(config, async (onReplayProgress) => {
-    // A new standby starts from its primary's checkpoint (the real file system only: tests on the
-    // simulated one seed nothing).
-    const log = (level: 'info' | 'warn' | 'error', message: string, detail?: object): void => app.log[level](detail ?? {}, message);
-    if (config.replicaOf !== '' && !options.store?.fileSystem) {
-      const seeded = await seedStandby(config, log); // The Docket exists once this resolves (it calls this from its constructor).
-      docket.seeded = seeded;
-    }
-    return DocumentStore.open({
-      onReplayProgress,
+  const log = (level: 'info' | 'warn' | 'error', message: string, detail?: object): void => app.log[level](detail ?? {}, message);
+  // A standby on the real file system rebuilds itself in place from its primary's checkpoint
+  // when it cannot follow the log (server/rebuild.ts); tests on the simulated one do not.
+  const rebuilds = config.replicaOf !== '' && !options.store?.fileSystem;
+  const realFileSystem = new RealFileSystem();
+  const removeTree = (directory: string): Promise<void> => rm(directory, { recursive: true, force: true });
+  // The primary a standby follows: --replica-of, until POST /admin/replica-of re-points it.
+  let following: Readonly<Config> = config;
+  const rebuilder = rebuilds
+    ? new StandbyRebuilder({
+        config: () => following,
+        log,
+        fileSystem: realFileSystem,
+        removeTree,
+        stillWanted: (primary) => docket.replication?.role === 'standby' && docket.replication.standby?.phase !== 'promoting' && following.replicaOf === primary,
+        swap: (install) =>
+          docket.replaceStore('the standby is rebuilding itself from a checkpoint of its primary', async (old) => {
+            await docket.replication?.close();
+            docket.replication = undefined;
+            await old.close();
+            let failure: unknown;
+            await install().catch((error: unknown) => (failure = error));
+            // Whatever the swap did or did not do, the directories are settled before the store opens.
+            await settleRebuild(realFileSystem, config.dataDirectory, removeTree);
+            const store = await openStore();
+            if (failure !== undefined) log('error', `the swap failed (${(failure as Error).message}); the old copy was opened again`);
+            return store;
+          }),
+      })
+    : undefined;
+  const openStore = (onReplayProgress?: (progress: RecoveryProgress) => void): Promise<DocumentStore> =>
+    DocumentStore.open({
+      ...(onReplayProgress ? { onReplayProgress } : {}),
       directory: path.resolve(config.dataDirectory),
       sync: config.sync === 'periodic' ? { mode: 'periodic', intervalMs: config.syncIntervalMs } : { mode: 'immediate' },
       durability: config.durability,
@@ -105,14 +131,39 @@ export async function buildApp(options: AppOptions = {}): Promise<FastifyInstanc
     }).then(async (store) => {
       // The replication role before the store serves: a standby refuses writes from the first request.
       try {
-        docket.replication = await startReplication(store, config, { ...(options.store?.fileSystem ? { fileSystem: options.store.fileSystem } : {}), ...(options.store?.binlogSegmentSizeBytes ? { segmentSizeBytes: options.store.binlogSegmentSizeBytes } : {}), log });
+        docket.replication = await startReplication(store, following, {
+          ...(options.store?.fileSystem ? { fileSystem: options.store.fileSystem } : {}),
+          ...(options.store?.binlogSegmentSizeBytes ? { segmentSizeBytes: options.store.binlogSegmentSizeBytes } : {}),
+          log,
+          ...(rebuilder ? { onCheckpointNeeded: (error: DocketError) => rebuilder.request(error), rebuildStats: () => rebuilder.stats() } : {}),
+        });
       } catch (error) {
         await store.close().catch(() => undefined);
         throw error;
       }
       return store;
     });
+  const docket = new Docket(config, async (onReplayProgress) => {
+    // A new standby starts from its primary's checkpoint (the real file system only: tests on the
+    // simulated one seed nothing); a rebuild in place a crash interrupted is finished or undone first.
+    if (rebuilds) {
+      const settled = await settleRebuild(realFileSystem, config.dataDirectory, removeTree);
+      if (settled !== 'nothing') log('warn', `a rebuild in place of this standby was interrupted: ${settled} (server/rebuild.ts)`);
+      const seeded = await seedStandby(config, log); // The Docket exists once this resolves (it calls this from its constructor).
+      docket.seeded = seeded;
+    }
+    return openStore(onReplayProgress);
   });
+  docket.repointStandby = async (primary, token) => {
+    const node = docket.replication;
+    if (!node) throw new DocketError(DocketErrorCode.UNAVAILABLE, 'replication is not running (starting, or a rebuild in place is swapping the store)');
+    if (node.role !== 'standby') throw new DocketError(DocketErrorCode.REPLICATION_ROLE, 'this server is a primary: only a standby follows another server');
+    const next = { ...following, replicaOf: primary, replicaToken: token ?? following.replicaToken };
+    const result = await node.repoint(primaryLink(next));
+    following = next;
+    log('warn', `re-pointed: this standby follows ${primary} (was ${result.previous}); a restart follows --replica-of again`);
+    return result;
+  };
   docket.overload = guard;
   app.decorate('docket', docket);
 

@@ -24,7 +24,17 @@ export const HEARTBEAT_MS = 1_000;
 /** Records a standby has appended but not yet made durable before it reads the stream no further. */
 export const STANDBY_IN_FLIGHT_RECORDS_MAX = 16_384;
 
-export async function startReplication(store: DocumentStore, config: Readonly<Config>, options: { fileSystem?: FileSystem; segmentSizeBytes?: number; log: ReplicationLog }): Promise<ReplicationNode> {
+export interface ReplicationStartOptions {
+  readonly fileSystem?: FileSystem;
+  readonly segmentSizeBytes?: number;
+  readonly log: ReplicationLog;
+  /** A standby that cannot follow its primary's log calls this (server/rebuild.ts rebuilds it in place). */
+  readonly onCheckpointNeeded?: (error: DocketError) => Promise<void>;
+  /** What /stats shows of rebuilds in place (server/rebuild.ts). */
+  readonly rebuildStats?: () => { readonly state: string } | undefined;
+}
+
+export async function startReplication(store: DocumentStore, config: Readonly<Config>, options: ReplicationStartOptions): Promise<ReplicationNode> {
   const terms = await TermFile.open(options.fileSystem ?? new RealFileSystem(), path.resolve(config.dataDirectory));
   const heartbeatMs = Math.min(HEARTBEAT_MS, Math.max(10, Math.floor(config.replicationTimeoutMs / 3)));
   const sourceOptions = {
@@ -40,7 +50,7 @@ export async function startReplication(store: DocumentStore, config: Readonly<Co
     log: options.log,
   };
   if (config.replicaOf === '') return new ReplicationNode(store, terms, sourceOptions);
-  const link = new HttpPrimaryLink(config.replicaOf, config.replicaToken === '' ? undefined : config.replicaToken, config.replicationTimeoutMs);
+  const link = primaryLink(config);
   const name = config.replicaName === '' ? `${os.hostname()}:${config.port}` : config.replicaName;
   return new ReplicationNode(store, terms, sourceOptions, {
     link,
@@ -51,18 +61,16 @@ export async function startReplication(store: DocumentStore, config: Readonly<Co
       feedbackIntervalMs: heartbeatMs,
       inFlightRecordsMax: STANDBY_IN_FLIGHT_RECORDS_MAX,
       log: options.log,
-      onCheckpointNeeded: bootstrapFromCheckpoint,
+      ...(options.onCheckpointNeeded ? { onCheckpointNeeded: options.onCheckpointNeeded } : {}),
+      ...(options.rebuildStats ? { rebuildStats: options.rebuildStats } : {}),
     },
   });
 }
 
-/**
- * A running standby that cannot follow its primary's log (it needs records the primary purged,
- * or its history diverged) is not rebuilt in place: that would mean replacing the data
- * directory under an open store. It keeps refusing, visibly (/stats phase `checkpoint-needed`,
- * the log says why); restarting it on an empty data directory seeds it afresh (seedStandby).
- */
-async function bootstrapFromCheckpoint(): Promise<void> {}
+/** The HTTP link to the primary `config` names (--replica-of, --replica-token). */
+export function primaryLink(config: Readonly<Config>): HttpPrimaryLink {
+  return new HttpPrimaryLink(config.replicaOf, config.replicaToken === '' ? undefined : config.replicaToken, config.replicationTimeoutMs);
+}
 
 /** What seeding a standby did: the checkpoint's last TSN, its bytes, how long it took. */
 export interface Seeded {
@@ -94,8 +102,20 @@ export async function seedStandby(config: Readonly<Config>, log: ReplicationLog)
     }
   }
   const started = Date.now();
+  log('info', `seeding this standby from a checkpoint of ${config.replicaOf.replace(/\/+$/, '')}`);
+  const seeded = await streamCheckpointInto(config, directory, log, started);
+  log('info', `seeded from a checkpoint of ${config.replicaOf.replace(/\/+$/, '')} through TSN ${seeded.tsn} (${seeded.bytes} bytes in ${seeded.ms} ms); following from TSN ${seeded.tsn + 1}`, seeded);
+  return seeded;
+}
+
+/**
+ * Streams a checkpoint of the primary (GET /replication/checkpoint?flush=true) into `directory`
+ * (absent or empty), with the primary's term history written before the checkpoint's COMPLETE
+ * marker. Used to seed a new standby and to rebuild a running one (server/rebuild.ts).
+ */
+export async function streamCheckpointInto(config: Readonly<Config>, directory: string, log: ReplicationLog, started = Date.now(), onProgress?: (bytes: number, totalBytes: number) => void): Promise<Seeded> {
+  const fileSystem = new RealFileSystem();
   const primary = config.replicaOf.replace(/\/+$/, '');
-  log('info', `seeding this standby from a checkpoint of ${primary}`);
   const response = await fetch(`${primary}/replication/checkpoint?flush=true`, { headers: config.replicaToken === '' ? {} : { authorization: `Bearer ${config.replicaToken}` } });
   if (response.status !== 200 || !response.body) throw await refusal(response);
   let terms: TermState;
@@ -110,14 +130,13 @@ export async function seedStandby(config: Readonly<Config>, log: ReplicationLog)
     response.body as unknown as AsyncIterable<Uint8Array>,
     { fileSystem, directory, beforeComplete: async (into) => (await TermFile.open(fileSystem, into)).save(terms) },
     ({ bytes, totalBytes }) => {
+      onProgress?.(bytes, totalBytes);
       if (bytes < reported + SEED_PROGRESS_BYTES && bytes < totalBytes) return;
       reported = bytes;
-      log('info', `seeding: ${Math.round(bytes / 2 ** 20)} of ${Math.round(totalBytes / 2 ** 20)} MiB`);
+      log('info', `checkpoint of ${primary}: ${Math.round(bytes / 2 ** 20)} of ${Math.round(totalBytes / 2 ** 20)} MiB`);
     },
   );
-  const seeded = { tsn: descriptor.tsn, bytes: descriptor.files.reduce((sum, file) => sum + file.sizeBytes, 0), ms: Date.now() - started };
-  log('info', `seeded from a checkpoint of ${primary} through TSN ${seeded.tsn} (${seeded.bytes} bytes in ${seeded.ms} ms); following from TSN ${seeded.tsn + 1}`, seeded);
-  return seeded;
+  return { tsn: descriptor.tsn, bytes: descriptor.files.reduce((sum, file) => sum + file.sizeBytes, 0), ms: Date.now() - started };
 }
 
 /** Seeding logs its progress every this many bytes. */

@@ -102,6 +102,8 @@ export const DocketErrorCode = {
   REPLICATION_BEHIND: 'DOCKET_ERR_REPLICATION_BEHIND',
   /** A replication request to a server not in the role it needs (promote a primary, pull from a standby). */
   REPLICATION_ROLE: 'DOCKET_ERR_REPLICATION_ROLE',
+  /** A running standby could not rebuild itself from its primary's checkpoint; it keeps its old copy and tries again (/stats replication.rebuild). */
+  STANDBY_REBUILD_FAILED: 'DOCKET_ERR_STANDBY_REBUILD_FAILED',
   // ---- checkpoints and backups (src/checkpoint/FORMAT.md) ----
   /** A checkpoint or backup was asked to write into a directory that exists and is not empty. */
   CHECKPOINT_TARGET_NOT_EMPTY: 'DOCKET_ERR_CHECKPOINT_TARGET_NOT_EMPTY',

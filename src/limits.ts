@@ -159,3 +159,7 @@ assert(BULK_BATCH_BYTES_MAX + BULK_BATCH_DOCUMENTS_MAX * FIELDS_PER_DOCUMENT_MAX
 assert(CHANGES_LIMIT_DEFAULT <= CHANGES_LIMIT_MAX && LONGPOLL_TIMEOUT_MS_DEFAULT <= LONGPOLL_TIMEOUT_MS_MAX);
 // An unfiltered page of CHANGES_LIMIT_MAX changes spans at most that many transactions.
 assert(CHANGES_LIMIT_MAX <= CHANGES_SCAN_TRANSACTIONS_MAX);
+
+/** POST /admin/replica-of: characters of the primary's URL, and of its replication token. */
+export const REPLICA_OF_URL_CHARS_MAX = 2048;
+export const REPLICA_OF_TOKEN_CHARS_MAX = 512;

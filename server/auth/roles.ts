@@ -58,6 +58,7 @@ export const ROUTE_PERMISSIONS: Readonly<Record<string, Permission>> = {
   'GET /replication/checkpoint': 'replicate',
   'POST /replication/feedback': 'replicate',
   'POST /admin/promote': 'admin',
+  'POST /admin/replica-of': 'admin',
   'GET /admin/checkpoint': 'admin',
   'POST /admin/checkpoint': 'admin',
 };

@@ -26,6 +26,8 @@ export class Docket {
   overload: OverloadGuard | undefined;
   /** The replication role, set once the store is open, before it serves (server/replication.ts). */
   replication: ReplicationNode | undefined;
+  /** Re-points a standby to another primary without a restart (POST /admin/replica-of; set by the app). */
+  repointStandby: ((primary: string, token: string | undefined) => Promise<{ previous: string }>) | undefined;
   /** How this standby was seeded from its primary's checkpoint, if it was (server/replication.ts). */
   seeded: Seeded | undefined;
   private progress: RecoveryProgress | undefined;
@@ -33,6 +35,10 @@ export class Docket {
   private readonly noticed = new Set<Phase>();
   /** Settles when recovery ends: the store, or why it could not open. */
   readonly opened: Promise<DocumentStore>;
+  /** Settles when a store swap (a standby's rebuild in place) under way ends. */
+  private swapping: Promise<void> | undefined;
+  /** Why the store is out of service while a swap runs. */
+  private swapReason: string | undefined;
 
   constructor(
     readonly config: Readonly<Config>,
@@ -60,7 +66,7 @@ export class Docket {
 
   get store(): DocumentStore {
     if (this.state === 'ready') return this.current!;
-    const why = this.state === 'recovering' ? `the store is recovering${this.progressText()}` : this.state === 'closing' ? 'the server is shutting down' : `the store failed to open: ${(this.failure as Error)?.message}`;
+    const why = this.state === 'recovering' ? (this.swapReason ?? `the store is recovering${this.progressText()}`) : this.state === 'closing' ? 'the server is shutting down' : `the store failed to open: ${(this.failure as Error)?.message}`;
     throw new DocketError(DocketErrorCode.UNAVAILABLE, why);
   }
 
@@ -81,7 +87,7 @@ export class Docket {
   unavailableNotice(): string | undefined {
     if (this.state === 'ready' || this.noticed.has(this.state)) return undefined;
     this.noticed.add(this.state);
-    if (this.state === 'recovering') return `answering 503 while the store recovers${this.progressText()}; "docket ready" follows when it serves`;
+    if (this.state === 'recovering') return this.swapReason ? `answering 503: ${this.swapReason}` : `answering 503 while the store recovers${this.progressText()}; "docket ready" follows when it serves`;
     if (this.state === 'closing') return 'answering 503: the server is shutting down';
     return undefined; // A failed open is logged where it fails (server/serve.ts).
   }
@@ -89,6 +95,37 @@ export class Docket {
   /** Aborted when shutdown begins: long polls and event streams end on it. */
   get shutdownSignal(): AbortSignal {
     return this.stopping.signal;
+  }
+
+  /**
+   * Replaces the store while the server runs (a standby's rebuild in place, server/rebuild.ts):
+   * stops handing it out (requests get 503 with `reason`), runs `swap` (which closes it and opens
+   * the next one), and serves what `swap` returns. If `swap` throws, the server is failed (no
+   * store to serve) until restarted.
+   */
+  async replaceStore(reason: string, swap: (old: DocumentStore) => Promise<DocumentStore>): Promise<void> {
+    if (this.state !== 'ready') throw new DocketError(DocketErrorCode.UNAVAILABLE, `the server is ${this.state}: its store is not replaced now`);
+    const old = this.current!;
+    this.current = undefined;
+    this.state = 'recovering';
+    this.swapReason = reason;
+    this.progress = undefined;
+    this.noticed.delete('recovering');
+    const swapped = swap(old);
+    this.swapping = swapped.then(
+      () => undefined,
+      () => undefined,
+    );
+    try {
+      this.current = await swapped;
+      if (this.state === 'recovering') this.state = 'ready';
+    } catch (error) {
+      if (this.state === 'recovering') this.state = 'failed';
+      this.failure = error;
+      throw error;
+    } finally {
+      this.swapReason = undefined;
+    }
   }
 
   /** Stops handing out the store to new requests and ends long-lived ones. */
@@ -100,8 +137,10 @@ export class Docket {
   /** Closes the store once recovery (if still running) is over. */
   async close(): Promise<void> {
     this.beginClose();
-    const store = await this.opened.catch(() => undefined);
+    const opened = await this.opened.catch(() => undefined);
+    await this.swapping;
     await this.replication?.close();
-    await store?.close();
+    // After a swap the opened store is closed already; the one serving is `current`.
+    await (this.swapping ? this.current : opened)?.close();
   }
 }

@@ -52,6 +52,7 @@ export const STATUS_OF: Readonly<Record<DocketErrorCode, number>> = {
   [DocketErrorCode.REPLICATION_TIMEOUT]: 503,
   [DocketErrorCode.REPLICATION_BEHIND]: 503,
   [DocketErrorCode.REPLICATION_ROLE]: 409,
+  [DocketErrorCode.STANDBY_REBUILD_FAILED]: 503,
   [DocketErrorCode.CHECKPOINT_TARGET_NOT_EMPTY]: 409,
   [DocketErrorCode.CHECKPOINT_CORRUPT]: 400,
   [DocketErrorCode.CHECKPOINT_TRUNCATED]: 400,

@@ -17,6 +17,8 @@ export const FRAME_HELLO = 3;
 
 /** length and crc. */
 const PREFIX_BYTES = 8;
+/** Where a frame's kind byte is. */
+export const FRAME_KIND_OFFSET = PREFIX_BYTES;
 /** kind, term, tsn. */
 const HEAD_BYTES = 17;
 export const FRAME_BYTES_MAX = PREFIX_BYTES + HEAD_BYTES + BINLOG_PAYLOAD_SIZE_BYTES_MAX;

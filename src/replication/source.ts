@@ -62,6 +62,8 @@ const SAMPLES_MAX = 4096;
 /** Recent records kept in memory to ship without reading the binlog back: at most this many, and bytes. */
 const RECENT_RECORDS_MAX = 8192;
 const RECENT_BYTES_MAX = 64 * 1024 * 1024;
+/** Within a run of records, a STATUS frame after every this many bytes of them. */
+export const STATUS_EVERY_BYTES = 128 * 1024;
 
 export class ReplicationSource {
   private readonly standbys = new Map<string, StandbyState>();
@@ -132,10 +134,19 @@ export class ReplicationSource {
         const durable = log.durableTsn;
         if (next <= durable) {
           if (next < log.firstTsn) throw new DocketError(DocketErrorCode.CHECKPOINT_NEEDED, `standby ${request.name} fell behind the binlog's retention (it starts at ${log.firstTsn}, the standby needs ${next}): it needs a checkpoint`);
+          let sinceStatus = 0;
           for await (const record of this.records(next, durable)) {
             yield this.sent(encodeFrame(FRAME_RECORD, this.terms.termOf(record.tsn), record.tsn, record.payload));
             next = record.tsn + 1;
             if (signal.aborted) return;
+            // A long run (a standby catching up) carries the safe TSN along, so the standby
+            // replays while it still receives rather than after the whole run.
+            sinceStatus += record.payload.length;
+            if (sinceStatus >= STATUS_EVERY_BYTES) {
+              sinceStatus = 0;
+              lastStatus = `${log.durableTsn} ${this.safeTsn()}`;
+              yield this.sent(encodeStatus(this.terms.term, log.durableTsn, this.safeTsn()));
+            }
           }
         }
         const status = `${log.durableTsn} ${this.safeTsn()}`;

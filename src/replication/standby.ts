@@ -38,8 +38,10 @@ export interface StandbyOptions {
   /** Records appended but not yet durable before the stream is read no further. */
   readonly inFlightRecordsMax: number;
   readonly log: (level: 'info' | 'warn' | 'error', message: string, detail?: object) => void;
-  /** The seam for a checkpoint bootstrap (not built here): called when the log cannot be followed. */
+  /** Called when the log cannot be followed (the server rebuilds the standby in place: server/rebuild.ts); must not wait for this standby to close. */
   readonly onCheckpointNeeded?: (error: DocketError) => Promise<void>;
+  /** Where a rebuild in place stands (state 'idle' when none runs), for stats(). */
+  readonly rebuildStats?: () => { readonly state: string } | undefined;
 }
 
 /** Bytes of received records kept for replay in memory; past it replay reads them back from the binlog. */
@@ -48,7 +50,7 @@ const QUEUE_BYTES_MAX = 64 * 1024 * 1024;
 /** Arrival times kept for the replay lag (the oldest unreplayed one is what counts). */
 const ARRIVALS_MAX = 100_000;
 
-export type StandbyPhase = 'connecting' | 'streaming' | 'checkpoint-needed' | 'promoting' | 'promoted' | 'closed';
+export type StandbyPhase = 'connecting' | 'streaming' | 'checkpoint-needed' | 'rebuilding' | 'promoting' | 'promoted' | 'closed';
 
 export class Standby {
   private phaseNow: StandbyPhase = 'connecting';
@@ -65,8 +67,12 @@ export class Standby {
   private running: Promise<void> | undefined;
   private replaying: Promise<void> | undefined;
   private feeding: Promise<void> | undefined;
-  /** The last append queued: they settle in TSN order. */
+  /** Settles when the records through settledTsn are durable (rejects if the binlog failed). */
   private lastAppend: Promise<void> = Promise.resolve();
+  /** The binlog's promise for the last record appended: they settle in TSN order. */
+  private lastAppended: Promise<void> = Promise.resolve();
+  /** The last TSN whose durability lastAppend tracks. */
+  private settledTsn: number;
   private failure: unknown;
   private lastError: string | undefined;
   /** Records appended and not yet replayed, TSNs dense from queueFirst (replay takes them from here, not the disk). */
@@ -83,12 +89,13 @@ export class Standby {
     readonly link: PrimaryLink,
     readonly options: StandbyOptions,
   ) {
-    this.written = this.durable = store.lastTsn;
+    this.written = this.durable = this.settledTsn = store.lastTsn;
     store.refuseWrites(new DocketError(DocketErrorCode.STANDBY_READ_ONLY, `this server is a standby of ${link.primary}: send writes there`));
   }
 
   get phase(): StandbyPhase {
-    return this.phaseNow;
+    const rebuild = this.options.rebuildStats?.();
+    return rebuild && rebuild.state !== 'idle' && this.phaseNow === 'checkpoint-needed' ? 'rebuilding' : this.phaseNow;
   }
 
   get primary(): string {
@@ -157,51 +164,61 @@ export class Standby {
     let hello = false;
     let expect = from;
     let lastTerm = request.lastTerm;
-    for await (const chunk of this.link.pull(request, signal)) {
-      for (const frame of reader.push(chunk)) {
-        if (frame.kind === FRAME_HELLO) {
-          if (frame.term < this.terms.term) throw new DocketError(DocketErrorCode.REPLICATION_TERM_STALE, `${this.link.primary} is in term ${frame.term}, older than this standby's ${this.terms.term}: refused`);
-          if (helloOf(frame).first !== from) throw new DocketError(DocketErrorCode.INVALID_ARGUMENT, `the stream starts at TSN ${helloOf(frame).first}, not ${from}`);
-          await this.terms.raiseTerm(frame.term);
-          hello = true;
-          this.counters.connects++;
-          this.phaseNow = 'streaming';
-          this.note('info', `streaming from ${this.link.primary} at TSN ${from}, term ${frame.term}`);
-          continue;
-        }
-        if (!hello) throw new DocketError(DocketErrorCode.INVALID_ARGUMENT, 'the stream did not start with a hello frame');
-        if (frame.kind === FRAME_STATUS) {
-          if (frame.term < this.terms.term) throw new DocketError(DocketErrorCode.REPLICATION_TERM_STALE, `a status frame of term ${frame.term}, older than ${this.terms.term}`);
-          const status = statusOf(frame);
-          this.primaryDurable = Math.max(this.primaryDurable, status.durable);
-          if (status.safe > this.safe) {
-            this.safe = status.safe;
-            this.progress.notify();
+    try {
+      for await (const chunk of this.link.pull(request, signal)) {
+        const now = Date.now();
+        for (const frame of reader.push(chunk)) {
+          if (frame.kind === FRAME_HELLO) {
+            if (frame.term < this.terms.term) throw new DocketError(DocketErrorCode.REPLICATION_TERM_STALE, `${this.link.primary} is in term ${frame.term}, older than this standby's ${this.terms.term}: refused`);
+            if (helloOf(frame).first !== from) throw new DocketError(DocketErrorCode.INVALID_ARGUMENT, `the stream starts at TSN ${helloOf(frame).first}, not ${from}`);
+            await this.terms.raiseTerm(frame.term);
+            hello = true;
+            this.counters.connects++;
+            this.phaseNow = 'streaming';
+            this.note('info', `streaming from ${this.link.primary} at TSN ${from}, term ${frame.term}`);
+            continue;
           }
-          continue;
+          if (!hello) throw new DocketError(DocketErrorCode.INVALID_ARGUMENT, 'the stream did not start with a hello frame');
+          if (frame.kind === FRAME_STATUS) {
+            if (frame.term < this.terms.term) throw new DocketError(DocketErrorCode.REPLICATION_TERM_STALE, `a status frame of term ${frame.term}, older than ${this.terms.term}`);
+            const status = statusOf(frame);
+            this.primaryDurable = Math.max(this.primaryDurable, status.durable);
+            if (status.safe > this.safe) {
+              this.safe = status.safe;
+              this.progress.notify();
+            }
+            continue;
+          }
+          if (frame.kind !== FRAME_RECORD) throw new DocketError(DocketErrorCode.INVALID_ARGUMENT, `a frame of unknown kind ${frame.kind}`);
+          if (frame.tsn < expect) {
+            this.counters.duplicates++;
+            continue;
+          }
+          if (frame.tsn > expect) throw new DocketError(DocketErrorCode.INVALID_ARGUMENT, `the stream skips from TSN ${expect - 1} to ${frame.tsn}`);
+          if (frame.term < lastTerm) throw new DocketError(DocketErrorCode.REPLICATION_TERM_STALE, `TSN ${frame.tsn} of term ${frame.term} follows a record of term ${lastTerm}`);
+          if (frame.term > this.terms.term) throw new DocketError(DocketErrorCode.INVALID_ARGUMENT, `TSN ${frame.tsn} of term ${frame.term}, past the stream's term ${this.terms.term}`);
+          if (frame.term > lastTerm || this.terms.termOf(frame.tsn) !== frame.term) await this.terms.beginTerm(frame.term, frame.tsn);
+          lastTerm = frame.term;
+          // The body stays a view of the chunk it came in (no copy): nothing writes to a chunk.
+          this.append(frame.tsn, frame.body, now);
+          expect++;
+          if (this.written - this.durable >= this.options.inFlightRecordsMax) {
+            this.settleAppends();
+            await this.lastAppend;
+          }
         }
-        if (frame.kind !== FRAME_RECORD) throw new DocketError(DocketErrorCode.INVALID_ARGUMENT, `a frame of unknown kind ${frame.kind}`);
-        if (frame.tsn < expect) {
-          this.counters.duplicates++;
-          continue;
-        }
-        if (frame.tsn > expect) throw new DocketError(DocketErrorCode.INVALID_ARGUMENT, `the stream skips from TSN ${expect - 1} to ${frame.tsn}`);
-        if (frame.term < lastTerm) throw new DocketError(DocketErrorCode.REPLICATION_TERM_STALE, `TSN ${frame.tsn} of term ${frame.term} follows a record of term ${lastTerm}`);
-        if (frame.term > this.terms.term) throw new DocketError(DocketErrorCode.INVALID_ARGUMENT, `TSN ${frame.tsn} of term ${frame.term}, past the stream's term ${this.terms.term}`);
-        if (frame.term > lastTerm || this.terms.termOf(frame.tsn) !== frame.term) await this.terms.beginTerm(frame.term, frame.tsn);
-        lastTerm = frame.term;
-        this.append(frame.tsn, Buffer.from(frame.body));
-        expect++;
-        if (this.written - this.durable >= this.options.inFlightRecordsMax) await this.lastAppend;
+        this.settleAppends();
       }
+    } finally {
+      this.settleAppends();
     }
   }
 
-  private append(tsn: number, payload: Buffer): void {
+  private append(tsn: number, payload: Buffer, now: number): void {
     this.written = tsn;
     this.counters.records++;
     this.counters.bytes += payload.length;
-    if (this.arrivals.length < ARRIVALS_MAX) this.arrivals.push([tsn, Date.now()]);
+    if (this.arrivals.length < ARRIVALS_MAX) this.arrivals.push([tsn, now]);
     if (this.queue.length === 0 || tsn !== this.queueFirst + this.queue.length) {
       this.queue = [];
       this.queueFirst = tsn;
@@ -211,9 +228,22 @@ export class Standby {
       this.queue.push(payload);
       this.queueBytes += payload.length;
     }
+    const appended = this.store.appendShipped(tsn, payload);
+    appended.catch(() => undefined); // settleAppends sees a failure through a later append: they settle in TSN order.
+    this.lastAppended = appended;
+  }
+
+  /**
+   * Tracks durability once for the records appended since the last call (once per chunk of the
+   * stream, not per record): appends settle in TSN order and a failed binlog fails every later
+   * append, so the last one speaks for them all.
+   */
+  private settleAppends(): void {
+    const tsn = this.written;
+    if (tsn === this.settledTsn) return;
+    this.settledTsn = tsn;
     const log = this.store.replicationLog;
-    const appended = this.store.appendShipped(tsn, payload).then(() => log.waitDurable(tsn));
-    this.lastAppend = appended.then(
+    this.lastAppend = this.lastAppended.then(() => log.waitDurable(tsn)).then(
       () => {
         if (tsn > this.durable) this.durable = tsn;
         this.progress.notify();
@@ -329,9 +359,10 @@ export class Standby {
     const now = Date.now();
     const replayed = this.store.replayedTsn;
     const oldest = this.arrivals[0];
+    const rebuild = this.options.rebuildStats?.();
     return {
       role: this.phaseNow === 'promoted' ? 'primary' : 'standby',
-      phase: this.phaseNow,
+      phase: this.phase,
       name: this.options.name,
       primary: this.link.primary,
       term: this.terms.term,
@@ -344,6 +375,7 @@ export class Standby {
       lagTsns: { written: Math.max(0, this.primaryDurable - this.written), durable: Math.max(0, this.primaryDurable - this.durable), replayed: Math.max(0, this.primaryDurable - replayed) },
       replayLagMs: oldest && oldest[0] > replayed ? now - oldest[1] : 0,
       ...(this.lastError !== undefined ? { lastError: this.lastError } : {}),
+      ...(rebuild ? { rebuild } : {}),
       ...this.counters,
     };
   }

@@ -236,6 +236,8 @@ export interface ScenarioResult {
   readonly seen: Map<string, [string, string, number, string][]>;
   readonly standbyCrashes: number;
   readonly net: { dropped: number; corrupted: number; duplicated: number; reordered: number };
+  /** Standbys that followed the new primary by a re-point (ReplicationNode.repoint), not a restart. */
+  readonly repointed: number;
 }
 
 /** One seeded scenario; every node closed at the end. */
@@ -355,14 +357,19 @@ export async function runScenario(seed: number): Promise<ScenarioResult> {
   const primaryImage = primary.fs.image(seed, damage);
 
   // Every standby is stopped where it is; the most advanced one is promoted (what a coordinator
-  // reading each standby's durable TSN does).
+  // reading each standby's durable TSN does). In even seeds the standbys are stopped by being
+  // re-pointed (ReplicationNode.repoint, what POST /admin/replica-of does) to the primary to be:
+  // the new stream reaches nobody until it is promoted, then the others follow it without a restart.
+  const repointed = seed % 2 === 0;
   const standbyLogs = new Map<string, Map<number, Buffer>>();
   for (const standby of standbys) {
-    await standby.node.standby!.close();
+    if (repointed) await standby.node.repoint(net.link(standby.name));
+    else await standby.node.standby!.close();
     standbyLogs.set(standby.name, await standby.log());
   }
   const promotedNode = standbys.reduce((best, node) => (node.store.lastTsn > best.store.lastTsn ? node : best));
   const others = standbys.filter((node) => node !== promotedNode);
+  if (repointed) await promotedNode.node.close();
   // A promotion on a fresh standby object over the same store: the old one was closed above.
   // The new primary needs one confirmation: the old primary may not be able to rejoin.
   await promotedNode.start(sourceOptions(level, 1), { link: net.link(promotedNode.name), options: standbyOptions(promotedNode.name) });
@@ -376,7 +383,7 @@ export async function runScenario(seed: number): Promise<ScenarioResult> {
   const primaryLog = await oldPrimary.log();
   const oldPrimaryLastTsn = oldPrimary.store.lastTsn;
   await oldPrimary.start(options, { link: net.link('p'), options: standbyOptions('p') });
-  for (const node of others) await node.start(options, { link: net.link(node.name), options: standbyOptions(node.name) });
+  if (!repointed) for (const node of others) await node.start(options, { link: net.link(node.name), options: standbyOptions(node.name) });
 
   // A few writes in the new term, confirmed by one standby at least.
   await promotedNode.store.createCollection('a'); // The promoted standby may not have had its create.
@@ -418,6 +425,7 @@ export async function runScenario(seed: number): Promise<ScenarioResult> {
     promotedTerm,
     finalDocuments,
     oldPrimaryDiverged: !oldPrimaryRejoins,
+    repointed: repointed ? others.length : 0,
     oldPrimaryLastTsn,
     seen,
     standbyCrashes,

@@ -73,6 +73,8 @@ const FIXTURES: Record<string, Fixture> = {
   'POST /replication/feedback': { roles: REPLICAS, ok: 204, request: () => ({ url: '/replication/feedback', ...json({ name: 's', term: 1, written: 0, durable: 0, replayed: 0 }) }) },
   // A primary refuses to be promoted (409) once past the role check.
   'POST /admin/promote': { roles: ADMIN, ok: 409, request: () => ({ url: '/admin/promote' }) },
+  // A primary refuses to follow another server (409) once past the role check.
+  'POST /admin/replica-of': { roles: ADMIN, ok: 409, request: () => ({ url: '/admin/replica-of', ...json({ primary: 'http://127.0.0.1:1' }) }) },
   'GET /admin/checkpoint': { roles: ADMIN, ok: 200, request: () => ({ url: '/admin/checkpoint' }) },
   // Into a directory that is not empty (this test's own): refused (409) once past the role check, writing nothing.
   'POST /admin/checkpoint': { roles: ADMIN, ok: 409, request: () => ({ url: '/admin/checkpoint', ...json({ directory: path.dirname(fileURLToPath(import.meta.url)) }) }) },
