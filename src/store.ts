@@ -617,12 +617,12 @@ export class DocumentStore {
     const tsn = await this.pipeline.transact(keys, async () => {
       for (const collection of collections) await collection.applied;
       checkLive(checked);
-      const { planned, created: creates } = await this.plan(checked).catch((error: unknown) => {
+      const { planned, created: creates, sizeBytes } = await this.plan(checked).catch((error: unknown) => {
         checkLive(checked); // A drop sequenced while planning: the plan read dropped families.
         throw error;
       });
       created = creates;
-      if (recordBytesBound(planned) > limits.TRANSACTION_SIZE_BYTES_MAX) throw limit(`a transaction is at most ${limits.TRANSACTION_SIZE_BYTES_MAX} bytes`);
+      if (sizeBytes > limits.TRANSACTION_SIZE_BYTES_MAX) throw limit(`a transaction is at most ${limits.TRANSACTION_SIZE_BYTES_MAX} bytes`);
       if (collections.some((c, i) => c.indexEpoch !== epochs[i])) throw new Replan();
       return planned;
     });
@@ -643,7 +643,8 @@ export class DocumentStore {
     const operation = { op: 'put' as const, collection, id, document };
     const checked = fields === undefined ? this.check(operation) : { collection: this.target(collection, id), operation, fields };
     this.validate(checked.collection, document);
-    return new CheckedPut({ ...checked, validated: true }, writeBytesBound(id, checked.fields!.names, checked.fields!.values, checked.fields!.names.length));
+    const sizeBytes = writeBytesBound(id, checked.fields!.names, checked.fields!.values, checked.fields!.names.length);
+    return new CheckedPut({ collection: checked.collection, operation, fields: checked.fields, validated: true, sizeBytes }, sizeBytes);
   }
 
   /** Checks what needs no state: names, ids, the document's shape and limits. */
@@ -671,10 +672,12 @@ export class DocumentStore {
     return target;
   }
 
-  private async plan(checked: readonly Checked[]): Promise<{ planned: PlannedOperation[]; created: boolean[] }> {
+  /** The transaction's writes, whether each created its document, and an upper bound on its record's bytes. */
+  private async plan(checked: readonly Checked[]): Promise<{ planned: PlannedOperation[]; created: boolean[]; sizeBytes: number }> {
     const local = new Map<string, DocumentState | undefined>();
     const planned: PlannedWrite[] = [];
     const created: boolean[] = [];
+    let sizeBytes = 16;
     let claims: Map<string, string | null> | undefined;
     for (const item of checked) {
       const key = documentKey(item.collection, item.operation.id);
@@ -686,12 +689,15 @@ export class DocumentStore {
         const entries = await this.indexEntries(item.collection, item.operation.id, state, write, (claims ??= new Map()));
         if (entries.length > 0) write = { ...write, entries };
       }
+      // A checked put's bound was taken when it was checked; a replaced document's deletes add to it.
+      sizeBytes += item.sizeBytes !== undefined && write.action === 'put' ? item.sizeBytes + write.deletes.length * 24 : writeBytesBound(write.id, write.putNames, write.putValues, write.fieldNames.length + write.deletes.length);
+      for (const e of write.entries ?? []) for (const key of [...e.deletes, ...e.puts]) sizeBytes += key.length + 24;
       // Its revision is this batch's TSN, not known yet: no condition can name it.
       local.set(key, { revision: -1, deleted: write.deleted, fieldNames: write.fieldNames, values: write.values });
       planned.push(write);
       created.push(item.operation.op === 'put' && (state === undefined || state.deleted));
     }
-    return { planned, created };
+    return { planned, created, sizeBytes };
   }
 
   private async planOne({ collection, operation, fields, validated }: Checked, state: DocumentState | undefined): Promise<PlannedWrite> {
@@ -1084,6 +1090,8 @@ interface Checked {
   readonly fields: FieldList | undefined;
   /** A put already held to the collection's schema (by checkPut). */
   readonly validated?: boolean;
+  /** checkPut's bound on the put's bytes in a record (its fields written, none deleted). */
+  readonly sizeBytes?: number;
 }
 
 /**
@@ -1169,17 +1177,6 @@ function fieldLocation(collection: Collection, id: string, name: string): { fami
 function required(value: Buffer | undefined, collection: Collection, id: string, name: string): Buffer {
   if (value === undefined) throw new DocketError(DocketErrorCode.RECOVERY_MISMATCH, `document ${JSON.stringify(id)} in ${collection.name} lists field ${JSON.stringify(name)} but it is not stored`);
   return value;
-}
-
-/** An upper bound on the encoded record of a planned transaction. */
-function recordBytesBound(planned: readonly PlannedOperation[]): number {
-  let bytes = 16;
-  for (const op of planned) {
-    if (op.kind !== 'write') continue;
-    bytes += writeBytesBound(op.id, op.putNames, op.putValues, op.fieldNames.length + op.deletes.length);
-    for (const e of op.entries ?? []) for (const key of [...e.deletes, ...e.puts]) bytes += key.length + 24;
-  }
-  return bytes;
 }
 
 /** An upper bound on one write's part of a transaction record. */
