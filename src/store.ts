@@ -14,7 +14,7 @@ import { Query, StoredDoc, type CountResult, type ExplainResult, type FindResult
 import { DocketError, DocketErrorCode } from './errors.js';
 import { assemble, assembleBytes } from './documents/assemble.js';
 import { decodeHeader } from './documents/header.js';
-import { CATALOG_FAMILY, familyName, fieldKey, metaFamily, metaKey } from './documents/keys.js';
+import { CATALOG_FAMILY, familyName, fieldKey, fieldKeysOf, metaFamily, metaKey } from './documents/keys.js';
 import { isPlainObject, mergePatch, setOwn } from './documents/merge-patch.js';
 import { applyJsonPatch, JsonPatch } from './documents/json-patch.js';
 import { checkCollectionName, checkId, documentFields, limit, type FieldList } from './documents/validate.js';
@@ -547,7 +547,7 @@ export class DocumentStore {
     const sortedHeaders = headerBytes ? order.map((i) => headerBytes[i]) : await this.engine.getMany(order.map((i) => ({ family: meta, key: metaKey(ids[i]!) })), { snapshot });
     const found: (StoredDoc | undefined)[] = new Array<StoredDoc | undefined>(ids.length).fill(undefined);
     const requests: { family: string; key: Buffer }[] = [];
-    const reads: { at: number; revision: number; fields: FieldInfo[]; first: number }[] = [];
+    const reads: { at: number; revision: number; fields: FieldInfo[]; slots: number[] }[] = [];
     for (let j = 0; j < order.length; j++) {
       const bytes = sortedHeaders[j];
       if (bytes === undefined) continue;
@@ -561,14 +561,25 @@ export class DocumentStore {
         found[at] = new StoredDoc(id, header.revision, Buffer.from(cached, 'utf8'));
         continue;
       }
-      const fields = header.fieldNumbers.map((n) => collection.fieldsByNumber.get(n) ?? fieldInfoMissing(collection, n));
-      reads.push({ at, revision: header.revision, fields, first: requests.length });
-      for (const field of fields) requests.push({ family: familyName(collection.id, field.familyNumber), key: fieldKey(id, field.fieldNumber) });
+      const numbers = header.fieldNumbers;
+      const fields = numbers.map((n) => collection.fieldsByNumber.get(n) ?? fieldInfoMissing(collection, n));
+      // Asked for in field-number order (which is key order within a family), answered in the
+      // document's: `byNumber` is the one, its inverse places each answer.
+      const byNumber = numbers.map((_, i) => i);
+      if (!ascending(numbers)) byNumber.sort((a, b) => numbers[a]! - numbers[b]!);
+      const keys = fieldKeysOf(id, numbers, byNumber);
+      const first = requests.length;
+      const slots = new Array<number>(numbers.length);
+      for (let k = 0; k < byNumber.length; k++) {
+        slots[byNumber[k]!] = first + k;
+        requests.push({ family: familyName(collection.id, fields[byNumber[k]!]!.familyNumber), key: keys[k]! });
+      }
+      reads.push({ at, revision: header.revision, fields, slots });
     }
     const values = requests.length === 0 ? [] : await this.engine.getMany(requests, { snapshot });
-    for (const { at, revision, fields, first } of reads) {
+    for (const { at, revision, fields, slots } of reads) {
       const id = ids[at]!;
-      const bytes = assembleBytes(fields, values, first, (name) => required(undefined, collection, id, name));
+      const bytes = assembleBytes(fields, values, slots, (name) => required(undefined, collection, id, name));
       found[at] = new StoredDoc(id, revision, bytes);
       const cacheKey = `${collection.id} ${revision} ${id}`;
       const json = bytes.toString('utf8');
@@ -1163,6 +1174,11 @@ function fieldNameOf(collection: Collection, fieldNumber: number): string {
   const field = collection.fieldsByNumber.get(fieldNumber);
   if (!field) throw new DocketError(DocketErrorCode.RECOVERY_MISMATCH, `collection ${collection.name} has no field number ${fieldNumber} in its catalog`);
   return field.name;
+}
+
+function ascending(numbers: readonly number[]): boolean {
+  for (let i = 1; i < numbers.length; i++) if (numbers[i]! <= numbers[i - 1]!) return false;
+  return true;
 }
 
 function fieldInfoMissing(collection: Collection, fieldNumber: number): never {

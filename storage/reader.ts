@@ -9,6 +9,7 @@ import type { InternalIterator } from './iterator.js';
 import { LEVELS } from './limits.js';
 import type { FileMeta } from './manifest/version-edit.js';
 import { LevelIterator, MergingIterator } from './merging-iterator.js';
+import { bloomHash } from './sstable/bloom.js';
 import { NOT_CACHED } from './sstable/table-reader.js';
 import { searchBlock } from './sstable/block-search.js';
 import type { TableCache } from './table-cache.js';
@@ -114,6 +115,10 @@ export class Reader {
     if (byFamily.size > 0) {
       const keys = requests.map((request) => request.key);
       const resolved = new Uint8Array(requests.length);
+      // Each key's bloom hash once, not once per table it is looked for in (every L0 table
+      // whose range holds it, and one table a level).
+      const hashes = new Uint32Array(requests.length);
+      for (const order of byFamily.values()) if (order.length > 1) for (const i of order) hashes[i] = bloomHash(keys[i]!);
       for (const [family, order] of byFamily) {
         if (order.length === 1) {
           // One key (a header, a `fields=` pick): the plain point lookup, with nothing to share.
@@ -124,7 +129,7 @@ export class Reader {
           continue;
         }
         order.sort((a, b) => Buffer.compare(keys[a]!, keys[b]!));
-        if (!this.resolveCached(family.current, keys, order, lsn, entries, resolved)) for (const i of order) if (resolved[i] === 0) uncached.push(i);
+        if (!this.resolveCached(family.current, keys, order, lsn, entries, resolved, hashes)) for (const i of order) if (resolved[i] === 0) uncached.push(i);
       }
     }
     if (uncached.length > 0) await this.getManyFromTables(families, requests, uncached, lsn, entries);
@@ -167,7 +172,7 @@ export class Reader {
    * needs is not at hand; the keys it answered stay answered (a newer source's answer is final).
    * REQUIRES: called in the same tick as the memtable lookups (no version change between them).
    */
-  private resolveCached(version: Version, keys: readonly Buffer[], order: number[], lsn: number, entries: (Entry | undefined)[], resolved: Uint8Array): boolean {
+  private resolveCached(version: Version, keys: readonly Buffer[], order: number[], lsn: number, entries: (Entry | undefined)[], resolved: Uint8Array, hashes: Uint32Array): boolean {
     const wanted: number[] = [];
     const admitted: number[] = [];
     const inFile = (file: FileMeta): boolean => {
@@ -176,7 +181,7 @@ export class Reader {
       for (const i of order) if (resolved[i] === 0 && covers(file, keys[i]!)) wanted.push(i);
       if (wanted.length === 0) return true;
       const reader = this.source.tables.peek(file.number);
-      return reader !== undefined && reader.getManyCached(keys, wanted, 0, wanted.length, lsn, entries, resolved, admitted);
+      return reader !== undefined && reader.getManyCached(keys, wanted, 0, wanted.length, lsn, entries, resolved, admitted, hashes);
     };
     for (const file of version.levels[0]!) if (!inFile(file)) return false;
     for (let level = 1; level < LEVELS; level++) {

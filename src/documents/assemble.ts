@@ -17,10 +17,10 @@ const NAME_PREFIXES = new WeakMap<object, Buffer>();
 
 /**
  * `{"name":value,...}` as UTF-8 bytes, from the fields (each an object that stands for its name,
- * kept as the key of its cached `"name":` prefix) and their JSON text values[first..]: one
- * allocation, no string.
+ * kept as the key of its cached `"name":` prefix) and their JSON texts, field i's at
+ * values[slots[i]]: one allocation, no string.
  */
-export function assembleBytes(fields: readonly { readonly name: string }[], values: readonly (Buffer | undefined)[], first: number, missing: (name: string) => Buffer): Buffer {
+export function assembleBytes(fields: readonly { readonly name: string }[], values: readonly (Buffer | undefined)[], slots: readonly number[], missing: (name: string) => Buffer): Buffer {
   let length = 1 + Math.max(1, fields.length);
   const prefixes: Buffer[] = new Array<Buffer>(fields.length);
   for (let i = 0; i < fields.length; i++) {
@@ -28,7 +28,7 @@ export function assembleBytes(fields: readonly { readonly name: string }[], valu
     let prefix = NAME_PREFIXES.get(field);
     if (prefix === undefined) NAME_PREFIXES.set(field, (prefix = Buffer.from(`${JSON.stringify(field.name)}:`, 'utf8')));
     prefixes[i] = prefix;
-    length += prefix.length + (values[first + i] ?? missing(field.name)).length;
+    length += prefix.length + (values[slots[i]!] ?? missing(field.name)).length;
   }
   const out = Buffer.allocUnsafe(length);
   let at = 0;
@@ -36,7 +36,7 @@ export function assembleBytes(fields: readonly { readonly name: string }[], valu
   for (let i = 0; i < fields.length; i++) {
     if (i > 0) out[at++] = 0x2c; // ,
     at += prefixes[i]!.copy(out, at);
-    at += values[first + i]!.copy(out, at);
+    at += values[slots[i]!]!.copy(out, at);
   }
   out[at++] = 0x7d; // }
   return at === length ? out : out.subarray(0, at);

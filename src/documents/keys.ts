@@ -60,6 +60,27 @@ export function fieldKey(id: string, fieldNumber: number): Buffer {
   return key;
 }
 
+/**
+ * fieldKey(id, n) for each n of `fieldNumbers[order[i]]` in turn, as views of one buffer: the id
+ * is encoded once for all of a document's fields (a query reads many documents whole).
+ */
+export function fieldKeysOf(id: string, fieldNumbers: readonly number[], order: readonly number[]): Buffer[] {
+  const idBytes = Buffer.from(id, 'utf8');
+  let length = 0;
+  for (const i of order) length += idBytes.length + 1 + varintBytes(fieldNumbers[i]!);
+  const all = Buffer.allocUnsafe(length);
+  const keys: Buffer[] = new Array<Buffer>(order.length);
+  let at = 0;
+  for (let k = 0; k < order.length; k++) {
+    const start = at;
+    at += idBytes.copy(all, at);
+    all[at++] = 0;
+    at = writeVarint(all, at, fieldNumbers[order[k]!]!);
+    keys[k] = all.subarray(start, at);
+  }
+  return keys;
+}
+
 function varintBytes(value: number): number {
   if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`varint out of range: ${value}`);
   let bytes = 1;

@@ -102,12 +102,17 @@ export function buildBloomFilter(hashes: Uint32Array, bitsPerKey: number): Buffe
 
 /** False means `key` was certainly not added; true means it may have been. */
 export function mayContain(filter: Buffer, key: Uint8Array): boolean {
+  return mayContainHash(filter, bloomHash(key));
+}
+
+/** mayContain for a key whose bloomHash is `hash` (a lookup in many tables hashes it once). */
+export function mayContainHash(filter: Buffer, hash: number): boolean {
   const byteCount = filter.length - 1;
   if (byteCount < 1) return true;
   const probes = filter[byteCount]!;
   if (probes < 1 || probes > BLOOM_PROBES_MAX) return true;
   const bitCount = byteCount * 8;
-  let h = bloomHash(key);
+  let h = hash;
   const delta = ((h >>> 17) | (h << 15)) >>> 0;
   for (let j = 0; j < probes; j++) {
     const bit = h % bitCount;

@@ -13,7 +13,7 @@ import type { File } from '../file-system.js';
 import type { InternalIterator } from '../iterator.js';
 import { checkBlock, decodeBlock, lowerBoundInternal, lowerBoundKey, upperBoundKey } from './block.js';
 import { checkStructure, searchBlock, searchBlockSorted } from './block-search.js';
-import { isWellFormedFilter, mayContain } from './bloom.js';
+import { isWellFormedFilter, mayContain, mayContainHash } from './bloom.js';
 import {
   BLOCK_TRAILER_SIZE_BYTES,
   FOOTER_SIZE_BYTES,
@@ -104,9 +104,12 @@ export class TableReader {
    * answers (a DELETE is an answer). False if a block it needs is not cached: then what it set
    * is still right, and the caller asks the rest elsewhere.
    */
-  getManyCached(keys: readonly Buffer[], order: readonly number[], from: number, to: number, lsn: number, entries: (Entry | undefined)[], resolved: Uint8Array, admitted: number[]): boolean {
+  getManyCached(keys: readonly Buffer[], order: readonly number[], from: number, to: number, lsn: number, entries: (Entry | undefined)[], resolved: Uint8Array, admitted: number[], hashes?: Uint32Array): boolean {
     admitted.length = 0;
-    for (let p = from; p < to; p++) if (this.mayContain(keys[order[p]!]!)) admitted.push(order[p]!);
+    for (let p = from; p < to; p++) {
+      const i = order[p]!;
+      if (hashes === undefined ? this.mayContain(keys[i]!) : mayContainHash(this.filter, hashes[i]!)) admitted.push(i);
+    }
     const { entries: index } = this.index;
     let start = 0;
     while (start < admitted.length) {
