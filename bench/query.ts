@@ -157,6 +157,16 @@ interface SystemResult {
   readonly detail: Record<string, unknown>;
 }
 
+/** A system's result, the load ratio computed. */
+function systemResult(system: SystemName, loadPlain: Load, loadIndexed: Load, buildSeconds: number, queries: Record<Kind, Latencies>, checks: Record<Kind, string[]>, detail: Record<string, unknown>): SystemResult {
+  return { system, loadPlain, loadIndexed, loadRatio: loadIndexed.documentsPerSecond / loadPlain.documentsPerSecond, buildSeconds, queries, checks, detail };
+}
+
+/** One line of progress for a measured query kind. */
+function progress(system: SystemName, kind: Kind, q: Latencies): void {
+  process.stderr.write(`${system}: ${kind}: ${fmt(q.queriesPerSecond)} q/s, p99 ${fmt(q.p99Ms, 1)} ms, server CPU ${fmt(q.serverCpuMsPerQuery, 2)} ms a query (${q.queries} queries)\n`);
+}
+
 /**
  * Runs `query(client, i)` from `clients` clients, each one query after the other: first for
  * `warmupSeconds` unmeasured, then for `seconds` or `queriesMax` queries each, whichever first.
@@ -294,18 +304,9 @@ async function runDocket(dataset: Dataset, samples: readonly Sample[], options: 
         const { path: route, body } = bodyOf(kind, i);
         await call('POST', `/collections/${COLLECTION}/${route}`, body);
       });
-      process.stderr.write(`docket: ${kind}: ${fmt(queries[kind].queriesPerSecond)} q/s, p99 ${fmt(queries[kind].p99Ms, 1)} ms, server CPU ${fmt(queries[kind].serverCpuMsPerQuery, 2)} ms a query (${queries[kind].queries} queries)\n`);
+      progress('docket', kind, queries[kind]);
     }
-    return {
-      system: 'docket',
-      loadPlain,
-      loadIndexed,
-      loadRatio: loadIndexed.documentsPerSecond / loadPlain.documentsPerSecond,
-      buildSeconds,
-      queries,
-      checks,
-      detail: { serverPeakRssMb: server.peakRssMb(), plans },
-    };
+    return systemResult('docket', loadPlain, loadIndexed, buildSeconds, queries, checks, { serverPeakRssMb: server.peakRssMb(), plans });
   } finally {
     await pool.close();
     await server.stop();
@@ -398,20 +399,11 @@ async function runPostgres(dataset: Dataset, samples: readonly Sample[], options
     for (const kind of KINDS) {
       const sql = PG_QUERIES[kind];
       queries[kind] = await measure(options, cluster.server.child.pid!, async (client, i): Promise<Rows> => connections[client]!.execute(kind, sql, pgParams(kind, samples[i % samples.length]!)));
-      process.stderr.write(`postgres: ${kind}: ${fmt(queries[kind].queriesPerSecond)} q/s, p99 ${fmt(queries[kind].p99Ms, 1)} ms, server CPU ${fmt(queries[kind].serverCpuMsPerQuery, 2)} ms a query (${queries[kind].queries} queries)\n`);
+      progress('postgres', kind, queries[kind]);
     }
     const version = await cluster.query('SHOW server_version');
     const tableMb = Number(await cluster.query("SELECT pg_total_relation_size('comments')")) / MB;
-    return {
-      system: 'postgres',
-      loadPlain,
-      loadIndexed,
-      loadRatio: loadIndexed.documentsPerSecond / loadPlain.documentsPerSecond,
-      buildSeconds,
-      queries,
-      checks,
-      detail: { version, tableAndIndexesMb: tableMb, vacuumAnalyzeSeconds: vacuumSeconds, serverPeakRssMb: cluster.server.peakRssMb(), plans },
-    };
+    return systemResult('postgres', loadPlain, loadIndexed, buildSeconds, queries, checks, { version, tableAndIndexesMb: tableMb, vacuumAnalyzeSeconds: vacuumSeconds, serverPeakRssMb: cluster.server.peakRssMb(), plans });
   } finally {
     for (const connection of connections) connection.close();
     await cluster.stop();

@@ -4,7 +4,9 @@
 // NB: it runs the compiled dist/, which `npm test` rebuilds first; run `npm run build` by hand.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The compiled command line, found from this file's place in the repository. */
@@ -170,4 +172,29 @@ function recordOf(line: string): LogRecord | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A test's temporary directory and the servers it starts there. */
+export interface ServerGroup {
+  readonly root: string;
+  /** startServer, with the server killed at the test's teardown. */
+  start(options: ServerOptions): Promise<RunningServer>;
+}
+
+/** A group whose servers are killed, then its directory removed, when the test ends. */
+export function serverGroup(t: { teardown(fn: () => Promise<void>): void }, prefix: string): ServerGroup {
+  const root = mkdtempSync(path.join(tmpdir(), prefix));
+  const servers: RunningServer[] = [];
+  t.teardown(async () => {
+    for (const server of servers) await server.kill().catch(() => undefined);
+    rmSync(root, { recursive: true, force: true });
+  });
+  return {
+    root,
+    async start(options) {
+      const server = await startServer(options);
+      servers.push(server);
+      return server;
+    },
+  };
 }

@@ -8,10 +8,8 @@
 // and a read naming a TSN waits until it is visible.
 
 import t from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import { serverGroup, type RunningServer } from '../helpers/server.js';
 
 const WRITERS = 4;
 const WRITES_PER_WRITER = 60;
@@ -30,18 +28,11 @@ async function replicationStats(server: RunningServer): Promise<Record<string, u
 }
 
 t.test('primary + two standbys: SIGKILL the primary, promote, every acknowledged write is there; the old primary rejoins', async (t) => {
-  const root = mkdtempSync(path.join(tmpdir(), 'docket-failover-'));
-  t.teardown(() => rmSync(root, { recursive: true, force: true }));
-  const servers: RunningServer[] = [];
-  t.teardown(async () => {
-    for (const server of servers) await server.kill().catch(() => undefined);
-  });
-  const primary = await startServer({ dataDir: path.join(root, 'p'), args: ['--commit-level', 'remote_flush', '--commit-quorum', '1', '--replication-timeout-ms', '2000'] });
-  servers.push(primary);
+  const { root, start } = serverGroup(t, 'docket-failover-');
+  const primary = await start({ dataDir: path.join(root, 'p'), args: ['--commit-level', 'remote_flush', '--commit-quorum', '1', '--replication-timeout-ms', '2000'] });
   const standbys: RunningServer[] = [];
   for (const name of ['s1', 's2']) {
-    const standby = await startServer({ dataDir: path.join(root, name), args: ['--replica-of', primary.url, '--replica-name', name, '--read-wait-ms-max', '300'] });
-    servers.push(standby);
+    const standby = await start({ dataDir: path.join(root, name), args: ['--replica-of', primary.url, '--replica-name', name, '--read-wait-ms-max', '300'] });
     standbys.push(standby);
     await standby.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('streaming from'), `${name} streams`);
   }
@@ -111,14 +102,12 @@ t.test('primary + two standbys: SIGKILL the primary, promote, every acknowledged
   const after = await put(`${promoted.url}/collections/c/docs/after`, { term: 2 });
   t.equal(after.status, 201);
   await other.stop();
-  const follower = await startServer({ dataDir: path.join(root, best === 0 ? 's2' : 's1'), args: ['--replica-of', promoted.url, '--replica-name', 'follower'] });
-  servers.push(follower);
+  const follower = await start({ dataDir: path.join(root, best === 0 ? 's2' : 's1'), args: ['--replica-of', promoted.url, '--replica-name', 'follower'] });
   const seen = await json(`${follower.url}/collections/c/docs/after`, { headers: { 'x-docket-min-tsn': String(after.body['tsn']) } });
   t.same(seen.body, { term: 2 }, 'the other standby follows the new primary');
 
   // The old primary restarts as a standby of the new one: it catches up, or is refused for a diverged history.
-  const old = await startServer({ dataDir: path.join(root, 'p'), args: ['--replica-of', promoted.url, '--replica-name', 'old'] });
-  servers.push(old);
+  const old = await start({ dataDir: path.join(root, 'p'), args: ['--replica-of', promoted.url, '--replica-name', 'old'] });
   const outcome = await old.waitForLog((r) => typeof r.msg === 'string' && (r.msg.startsWith('streaming from') || r.msg.includes('needs a checkpoint')), 'old primary rejoins or is refused');
   if ((outcome.msg as string).startsWith('streaming from')) {
     const from = Number(/at TSN (\d+)/.exec(outcome.msg as string)![1]);

@@ -7,10 +7,9 @@
 // old one, or the new one if the swap was done) and ends following the primary. About 10 s.
 
 import t from 'tap';
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import { serverGroup, startServer } from '../helpers/server.js';
 
 async function json(url: string, init: RequestInit = {}): Promise<{ status: number; body: Record<string, unknown> }> {
   const response = await fetch(url, init);
@@ -35,21 +34,14 @@ async function divergedStore(dir: string, writes: number): Promise<void> {
 const rebuilt = (r: { msg?: string }): boolean => typeof r.msg === 'string' && r.msg.startsWith('rebuilt this standby in place');
 
 t.test('a diverged standby rebuilds itself in place from its primary and follows it', async (t) => {
-  const root = mkdtempSync(path.join(tmpdir(), 'docket-rebuild-'));
-  t.teardown(() => rmSync(root, { recursive: true, force: true }));
-  const servers: RunningServer[] = [];
-  t.teardown(async () => {
-    for (const server of servers) await server.kill().catch(() => undefined);
-  });
-  const primary = await startServer({ dataDir: path.join(root, 'p') });
-  servers.push(primary);
+  const { root, start } = serverGroup(t, 'docket-rebuild-');
+  const primary = await start({ dataDir: path.join(root, 'p') });
   t.equal((await put(`${primary.url}/collections/c`, {})).status, 201);
   for (let i = 0; i < 20; i++) t.equal((await put(`${primary.url}/collections/c/docs/p${i}`, { p: i })).status, 201);
 
   const dir = path.join(root, 's');
   await divergedStore(dir, 40); // 41 TSNs, past the primary's 21.
-  const standby = await startServer({ dataDir: dir, args: ['--replica-of', primary.url, '--replica-name', 's'] });
-  servers.push(standby);
+  const standby = await start({ dataDir: dir, args: ['--replica-of', primary.url, '--replica-name', 's'] });
   await standby.waitForLog(rebuilt, 'the rebuild in place', 60_000);
   t.ok(standby.logs.some((line) => line.includes('needs a checkpoint')), 'it was refused for its diverged history first');
   const streaming = await standby.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('streaming from') && standby.records.some(rebuilt) && standby.records.indexOf(r) > standby.records.findIndex(rebuilt), 'streaming after the rebuild');
@@ -69,12 +61,10 @@ t.test('a diverged standby rebuilds itself in place from its primary and follows
   // SIGKILL as soon as the rebuild begins: the restart opens one whole copy and ends following.
   const dir2 = path.join(root, 's2');
   await divergedStore(dir2, 40);
-  const victim = await startServer({ dataDir: dir2, args: ['--replica-of', primary.url, '--replica-name', 's2'] });
-  servers.push(victim);
+  const victim = await start({ dataDir: dir2, args: ['--replica-of', primary.url, '--replica-name', 's2'] });
   await victim.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('rebuilding this standby in place'), 'the rebuild begins', 60_000);
   await victim.kill();
-  const again = await startServer({ dataDir: dir2, args: ['--replica-of', primary.url, '--replica-name', 's2'] });
-  servers.push(again);
+  const again = await start({ dataDir: dir2, args: ['--replica-of', primary.url, '--replica-name', 's2'] });
   const last = await put(`${primary.url}/collections/c/docs/last`, { last: true });
   const seen = await json(`${again.url}/collections/c/docs/last`, { headers: { 'x-docket-min-tsn': String(last.body['tsn']) } });
   for (let tries = 0; seen.status !== 200 && tries < 200; tries++) {

@@ -4,10 +4,8 @@
 // Bad re-point bodies get 400 DOCKET_ERR_BODY_INVALID; a primary refuses with 409. About 6 s.
 
 import t from 'tap';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import { serverGroup } from '../helpers/server.js';
 
 async function json(url: string, init: RequestInit = {}): Promise<{ status: number; body: Record<string, unknown>; headers: Headers }> {
   const response = await fetch(url, init);
@@ -19,16 +17,9 @@ const send = (url: string, method: string, body: unknown): Promise<{ status: num
   json(url, { method, headers: { 'content-type': 'application/json' }, body: typeof body === 'string' ? body : JSON.stringify(body) });
 
 t.test('a standby is re-pointed to a promoted primary without a restart', async (t) => {
-  const root = mkdtempSync(path.join(tmpdir(), 'docket-repoint-'));
-  t.teardown(() => rmSync(root, { recursive: true, force: true }));
-  const servers: RunningServer[] = [];
-  t.teardown(async () => {
-    for (const server of servers) await server.kill().catch(() => undefined);
-  });
-  const primary = await startServer({ dataDir: path.join(root, 'p') });
-  servers.push(primary);
-  const [s1, s2] = [await startServer({ dataDir: path.join(root, 's1'), args: ['--replica-of', primary.url, '--replica-name', 's1'] }), await startServer({ dataDir: path.join(root, 's2'), args: ['--replica-of', primary.url, '--replica-name', 's2'] })];
-  servers.push(s1!, s2!);
+  const { root, start } = serverGroup(t, 'docket-repoint-');
+  const primary = await start({ dataDir: path.join(root, 'p') });
+  const [s1, s2] = [await start({ dataDir: path.join(root, 's1'), args: ['--replica-of', primary.url, '--replica-name', 's1'] }), await start({ dataDir: path.join(root, 's2'), args: ['--replica-of', primary.url, '--replica-name', 's2'] })];
   t.equal((await send(`${primary.url}/collections/c`, 'PUT', {})).status, 201);
   const first = await send(`${primary.url}/collections/c/docs/first`, 'PUT', { n: 1 });
   for (const standby of [s1!, s2!]) t.same((await json(`${standby.url}/collections/c/docs/first`, { headers: { 'x-docket-min-tsn': String(first.body['tsn']) } })).body, { n: 1 }, 'both standbys hold the first write');

@@ -5,10 +5,9 @@
 // a role without the replicate permission gets no checkpoint.
 
 import t from 'tap';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import { serverGroup } from '../helpers/server.js';
 
 const DOCUMENTS = 300;
 
@@ -22,14 +21,8 @@ const put = (url: string, body: unknown): Promise<{ status: number; body: Record
   json(url, { method: 'PUT', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
 t.test('a new standby is seeded from a checkpoint of its primary, then follows the log from its TSN + 1', async (t) => {
-  const root = mkdtempSync(path.join(tmpdir(), 'docket-seed-'));
-  t.teardown(() => rmSync(root, { recursive: true, force: true }));
-  const servers: RunningServer[] = [];
-  t.teardown(async () => {
-    for (const server of servers) await server.kill().catch(() => undefined);
-  });
-  const primary = await startServer({ dataDir: path.join(root, 'p') });
-  servers.push(primary);
+  const { root, start } = serverGroup(t, 'docket-seed-');
+  const primary = await start({ dataDir: path.join(root, 'p') });
   t.equal((await put(`${primary.url}/collections/c`, {})).status, 201);
   let lastTsn = 0;
   for (let i = 0; i < DOCUMENTS; i++) {
@@ -43,8 +36,7 @@ t.test('a new standby is seeded from a checkpoint of its primary, then follows t
   const dir = path.join(root, 's');
   mkdirSync(dir);
   writeFileSync(path.join(dir, 'CHECKPOINT-INCOMPLETE'), 'cut short\n');
-  const standby = await startServer({ dataDir: dir, args: ['--replica-of', primary.url, '--replica-name', 's'] });
-  servers.push(standby);
+  const standby = await start({ dataDir: dir, args: ['--replica-of', primary.url, '--replica-name', 's'] });
   const streaming = await standby.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('streaming from'), 'the standby streams');
   t.ok(standby.logs.some((line) => line.includes('cut short: seeding again')), 'the seeding cut short is taken again');
   const seeded = ((await json(`${standby.url}/stats`)).body['replication'] as { seeded?: { tsn: number; bytes: number } }).seeded;
@@ -88,8 +80,7 @@ t.test('a new standby is seeded from a checkpoint of its primary, then follows t
   const refused = await json(`${standby.url}/replication/checkpoint`);
   t.equal(refused.body['code'], 'DOCKET_ERR_REPLICATION_ROLE');
   await standby.stop();
-  const again = await startServer({ dataDir: dir, args: ['--replica-of', primary.url, '--replica-name', 's'] });
-  servers.push(again);
+  const again = await start({ dataDir: dir, args: ['--replica-of', primary.url, '--replica-name', 's'] });
   await again.waitForLog((r) => typeof r.msg === 'string' && r.msg.startsWith('streaming from'), 'the restarted standby streams');
   t.notOk(((await json(`${again.url}/stats`)).body['replication'] as { seeded?: unknown }).seeded, 'a standby with a store is not seeded again');
 });
